@@ -1,0 +1,187 @@
+#include "daemon/plugin/plugin_library.hpp"
+
+#include "daemon/plugin/elf_manifest.hpp"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace barista::plugin {
+namespace {
+
+// Plugin files are small; anything larger is refused rather than read into memory.
+constexpr std::size_t kMaxPluginBytes = 512UL << 20;
+
+[[noreturn]] void refuse(const std::string& who, const std::filesystem::path& file,
+                         const std::string& reason) {
+  throw PluginError(fmt::format("plugin '{}' ({}): {}", who, file.string(), reason));
+}
+
+std::string sha256_hex(const std::vector<std::uint8_t>& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    throw PluginError("SHA-256 of a plugin file failed");
+  }
+  std::string out;
+  out.reserve(length * 2);
+  for (unsigned int i = 0; i < length; ++i) {
+    out += fmt::format("{:02x}", digest[i]);
+  }
+  return out;
+}
+
+// A plugin runs with the daemon's privileges: refuse files that someone else could have changed.
+void check_ownership(const std::string& who, const std::filesystem::path& file,
+                     const struct stat& st, const char* what) {
+  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+    refuse(who, file, fmt::format("{} is owned by uid {}, neither root nor the daemon's uid {}",
+                                  what, st.st_uid, ::geteuid()));
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    refuse(who, file, fmt::format("{} is writable by group or others (mode {:o})", what,
+                                  st.st_mode & 07777));
+  }
+}
+
+std::vector<std::uint8_t> read_plugin_file(const std::string& who,
+                                           const std::filesystem::path& file) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    refuse(who, file, err == ENOENT ? std::string("file not found") : std::strerror(err));
+  }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    refuse(who, file, std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    refuse(who, file, "not a regular file");
+  }
+  check_ownership(who, file, st, "the file");
+  struct stat dir {};
+  auto parent = file.parent_path().empty() ? std::filesystem::path(".") : file.parent_path();
+  if (::stat(parent.c_str(), &dir) == 0) {
+    check_ownership(who, file, dir, "its folder");
+  }
+  if (static_cast<std::uint64_t>(st.st_size) > kMaxPluginBytes) {
+    refuse(who, file, fmt::format("file of {} bytes is too large for a plugin", st.st_size));
+  }
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(st.st_size));
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      refuse(who, file, n == 0 ? std::string("file shrank while being read") : std::strerror(errno));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return bytes;
+}
+
+// Writes the verified bytes to CACHE/<digest>.so once and returns that path: the same contents
+// always load from the same name, other contents from another name, whatever the source path.
+std::filesystem::path private_copy(const std::string& who, const std::filesystem::path& file,
+                                   const std::filesystem::path& cache_dir,
+                                   const std::vector<std::uint8_t>& bytes,
+                                   const std::string& digest) {
+  std::error_code ec;
+  std::filesystem::create_directories(cache_dir, ec);
+  auto target = cache_dir / (digest + ".so");
+  if (std::filesystem::exists(target, ec)) {
+    return target;
+  }
+  auto tmp = cache_dir / fmt::format(".{}.{}.tmp", digest, ::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (!out) {
+      refuse(who, file, fmt::format("cannot write a private copy to {}", cache_dir.string()));
+    }
+  }
+  std::filesystem::permissions(tmp, std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec, ec);
+  std::filesystem::rename(tmp, target, ec);
+  if (ec) {
+    refuse(who, file, fmt::format("cannot place a private copy in {}: {}", cache_dir.string(), ec.message()));
+  }
+  return target;
+}
+
+}  // namespace
+
+std::shared_ptr<const PluginLibrary> PluginLibrary::open(const std::filesystem::path& file,
+                                                         const std::filesystem::path& cache_dir) {
+  std::string who = file.stem().string();
+  const auto bytes = read_plugin_file(who, file);
+
+  auto manifest = read_elf_manifest(bytes);
+  if (auto* problem = std::get_if<ManifestProblem>(&manifest)) {
+    refuse(who, file, problem->kind == ManifestProblem::Kind::kNotSharedLibrary
+                          ? "not a shared library: " + problem->detail
+                          : "not a Barista plugin: " + problem->detail);
+  }
+  const auto& m = std::get<PluginManifest>(manifest);
+  if (m.name[0] != '\0') {
+    who = m.name;
+  }
+  if (m.abi != kSdkAbi) {
+    refuse(who, file, fmt::format("built for SDK ABI {}, baristad speaks {}", m.abi, kSdkAbi));
+  }
+
+  std::shared_ptr<PluginLibrary> lib(new PluginLibrary());
+  lib->path_ = file;
+  lib->name_ = m.name;
+  lib->version_ = m.version;
+  lib->digest_ = sha256_hex(bytes);
+
+  const auto load_from =
+      cache_dir.empty() ? file : private_copy(who, file, cache_dir, bytes, lib->digest_);
+  boost::dll::fs::error_code ec;
+  ::dlerror();
+  lib->library_.load(load_from, ec,
+                     boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+  if (ec || !lib->library_.is_loaded()) {
+    const char* reason = ::dlerror();
+    refuse(who, file, fmt::format("cannot be loaded: {}", reason != nullptr ? reason : ec.message()));
+  }
+  if (!lib->library_.has(kFactorySymbol)) {
+    refuse(who, file, fmt::format("exports no factory ({})", kFactorySymbol));
+  }
+  lib->factory_ = &lib->library_.get<FactoryFunction>(kFactorySymbol);
+  return lib;
+}
+
+ProcessorHandle PluginLibrary::create(const PluginConfig& config) const {
+  std::unique_ptr<Processor> processor;
+  try {
+    factory_(config, processor);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    refuse(name_, path_, fmt::format("factory failed: {}", e.what()));
+  } catch (...) {
+    refuse(name_, path_, "factory failed with an unknown exception");
+  }
+  if (!processor) {
+    refuse(name_, path_, "factory returned no processor");
+  }
+  return {shared_from_this(), std::move(processor)};
+}
+
+}  // namespace barista::plugin
