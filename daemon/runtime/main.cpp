@@ -1,1 +1,72 @@
-int main() { return 0; }
+// baristad: the Barista daemon. Runs in the foreground (systemd style) until SIGTERM/SIGINT.
+#include "daemon/config/config_loader.hpp"
+#include "daemon/runtime/check_config.hpp"
+#include "daemon/runtime/supervisor.hpp"
+
+#include <barista/abi.hpp>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <optional>
+
+namespace {
+
+void set_up_logging(const std::string& level) {
+  auto logger = spdlog::stderr_logger_mt("baristad");
+  // systemd's journal adds its own timestamp; a terminal or a file gets one from us.
+  logger->set_pattern(::getenv("JOURNAL_STREAM") != nullptr ? "%l: %v" : "%Y-%m-%dT%H:%M:%S.%e %l: %v");
+  logger->set_level(spdlog::level::from_str(level));
+  logger->flush_on(spdlog::level::trace);
+  spdlog::set_default_logger(logger);
+}
+
+int run_daemon(const std::string& config_file, const std::optional<std::string>& log_level) {
+  barista::config::DaemonConfig config;
+  try {
+    config = barista::config::load_config_file(config_file);
+  } catch (const barista::config::ConfigErrors& e) {
+    for (const auto& issue : e.issues()) {
+      std::cerr << issue.to_string() << '\n';
+    }
+    return 1;
+  }
+  set_up_logging(log_level.value_or(config.log_level));
+  barista::runtime::Supervisor::block_signals();
+  try {
+    barista::runtime::Supervisor supervisor(std::move(config));
+    return supervisor.run();
+  } catch (const barista::runtime::StartupError& e) {
+    for (const auto& problem : e.problems()) {
+      spdlog::critical("{}", problem);
+    }
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+  }
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"baristad: the Barista batch processing daemon"};
+  std::string config_file = BARISTA_DEFAULT_CONFIG;
+  bool check = false;
+  std::optional<std::string> log_level;
+  app.add_option("--config", config_file, "Configuration file")->capture_default_str();
+  app.add_flag("--check-config", check,
+               "Validate the configuration (parse it, load every plugin, create one processor per "
+               "pool) and exit: 0 valid, 1 invalid");
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error (overrides the config)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.set_version_flag("--version", fmt::format("baristad {} (SDK ABI {})", BARISTA_VERSION,
+                                                barista::kSdkAbi));
+  CLI11_PARSE(app, argc, argv);
+
+  if (check) {
+    return barista::runtime::run_check_config(config_file, std::cout, std::cerr);
+  }
+  return run_daemon(config_file, log_level);
+}

@@ -1,0 +1,217 @@
+#include "daemon/batch/batch.hpp"
+
+#include "daemon/common/fs.hpp"
+#include "daemon/common/json.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace barista::batch {
+namespace {
+
+// Results are handed to the kernel once this much is buffered, even between group commits.
+constexpr std::size_t kWriteThreshold = 256 * 1024;
+
+void write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      throw std::system_error(errno, std::generic_category(), "write results.jsonl");
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+}  // namespace
+
+std::string_view to_string(JobStatus status) {
+  switch (status) {
+    case JobStatus::kOk:
+      return "ok";
+    case JobStatus::kFailed:
+      return "failed";
+    case JobStatus::kTimeout:
+      return "timeout";
+    case JobStatus::kCancelled:
+      return "cancelled";
+    case JobStatus::kInvalid:
+      return "invalid";
+  }
+  return "failed";
+}
+
+std::optional<JobStatus> parse_status(std::string_view word) {
+  for (auto s : {JobStatus::kOk, JobStatus::kFailed, JobStatus::kTimeout, JobStatus::kCancelled,
+                 JobStatus::kInvalid}) {
+    if (to_string(s) == word) {
+      return s;
+    }
+  }
+  return std::nullopt;
+}
+
+void Counts::add(JobStatus s) {
+  switch (s) {
+    case JobStatus::kOk:
+      ++ok;
+      break;
+    case JobStatus::kFailed:
+      ++failed;
+      break;
+    case JobStatus::kTimeout:
+      ++timeout;
+      break;
+    case JobStatus::kCancelled:
+      ++cancelled;
+      break;
+    case JobStatus::kInvalid:
+      ++invalid;
+      break;
+  }
+}
+
+Batch::Batch(Info info, ResumedState resumed)
+    : info_(std::move(info)), counts_(resumed.counts), first_error_(std::move(resumed.first_error)) {
+  if (resumed.cancelled) {
+    cancelled_ = true;
+    token_ = true;
+  }
+  jobs_read_ = counts_.total();
+  const auto file = dir() / "results.jsonl";
+  fd_ = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    throw std::system_error(errno, std::generic_category(), "open " + file.string());
+  }
+}
+
+Batch::~Batch() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+  }
+}
+
+std::filesystem::path Batch::dir() const { return info_.pool_dir / "active" / info_.id; }
+
+void Batch::cancel() {
+  cancelled_.store(true, std::memory_order_release);
+  token_.store(true, std::memory_order_release);
+}
+
+void Batch::record(std::string_view id, JobStatus status, int attempts, double ms,
+                   std::string_view text) {
+  thread_local std::string line;
+  line.clear();
+  line += R"({"id":)";
+  common::append_json_string(line, id);
+  line += R"(,"status":")";
+  line += to_string(status);
+  fmt::format_to(std::back_inserter(line), R"(","attempts":{},"ms":{:.3f})", attempts, ms);
+  if (status == JobStatus::kOk) {
+    if (!text.empty()) {
+      line += R"(,"output":)";
+      common::append_json_string(line, text);
+    }
+  } else {
+    line += R"(,"error":)";
+    common::append_json_string(line, text);
+  }
+  line += "}\n";
+
+  bool cancel_now = false;
+  bool write_now = false;
+  {
+    std::lock_guard lock(mutex_);
+    buffer_ += line;
+    counts_.add(status);
+    if (is_failure(status) && !first_error_) {
+      first_error_ = FirstError{std::string(id), std::string(text)};
+    }
+    cancel_now = is_failure(status) && info_.cancel_all && !cancelled();
+    write_now = buffer_.size() >= kWriteThreshold;
+  }
+  if (cancel_now) {
+    spdlog::warn("batch '{}' (pool '{}'): job '{}' failed, cancelling the batch (on_error: cancel_all)",
+                 info_.id, info_.pool, id);
+    cancel();
+  }
+  if (write_now) {
+    flush(false);
+  }
+}
+
+void Batch::flush(bool sync) {
+  std::lock_guard io(io_mutex_);
+  {
+    std::lock_guard lock(mutex_);
+    spare_.swap(buffer_);
+  }
+  if (!spare_.empty()) {
+    write_all(fd_, spare_);
+    spare_.clear();
+    unsynced_ = true;
+  }
+  if (sync && unsynced_) {
+    if (::fdatasync(fd_) != 0) {
+      throw std::system_error(errno, std::generic_category(), "fdatasync results.jsonl");
+    }
+    unsynced_ = false;
+  }
+}
+
+Counts Batch::counts() const {
+  std::lock_guard lock(mutex_);
+  return counts_;
+}
+
+std::string Batch::summary_json(std::string_view state,
+                                std::chrono::system_clock::time_point end) const {
+  std::lock_guard lock(mutex_);
+  std::string out = R"({"batch":)";
+  common::append_json_string(out, info_.id);
+  out += R"(,"pool":)";
+  common::append_json_string(out, info_.pool);
+  fmt::format_to(std::back_inserter(out),
+                 R"(,"state":"{}","jobs":{},"ok":{},"failed":{},"timeout":{},"cancelled":{},"invalid":{},"first_error":)",
+                 state, counts_.total(), counts_.ok, counts_.failed, counts_.timeout,
+                 counts_.cancelled, counts_.invalid);
+  if (first_error_) {
+    out += R"({"id":)";
+    common::append_json_string(out, first_error_->id);
+    out += R"(,"error":)";
+    common::append_json_string(out, first_error_->error);
+    out += "}";
+  } else {
+    out += "null";
+  }
+  const double seconds = std::chrono::duration<double>(end - info_.started).count();
+  fmt::format_to(std::back_inserter(out), R"(,"started":"{}","finished":"{}","seconds":{:.3f}}})",
+                 common::iso8601_utc(info_.started), common::iso8601_utc(end), seconds);
+  out += '\n';
+  return out;
+}
+
+void Batch::finish() {
+  flush(true);
+  const bool was_cancelled = cancelled();
+  const auto end = std::chrono::system_clock::now();
+  common::write_file_durably(dir() / "summary.json",
+                             summary_json(was_cancelled ? "cancelled" : "done", end));
+  const auto target = info_.pool_dir / (was_cancelled ? "failed" : "done") / info_.id;
+  common::rename_durably(dir(), target);
+  finished_.store(true, std::memory_order_release);
+  const auto c = counts();
+  spdlog::info("batch '{}' (pool '{}') {}: {} jobs, {} ok, {} failed, {} timeout, {} cancelled, {} invalid",
+               info_.id, info_.pool, was_cancelled ? "cancelled" : "done", c.total(), c.ok,
+               c.failed, c.timeout, c.cancelled, c.invalid);
+}
+
+}  // namespace barista::batch

@@ -1,0 +1,130 @@
+#pragma once
+
+#include "daemon/batch/job_parser.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace barista::batch {
+
+/// A job's final status, as written in results.jsonl.
+enum class JobStatus { kOk, kFailed, kTimeout, kCancelled, kInvalid };
+std::string_view to_string(JobStatus status);
+/// Parses a status word; nullopt when unknown.
+std::optional<JobStatus> parse_status(std::string_view word);
+/// failed, timeout and invalid are failures; ok and cancelled are not.
+constexpr bool is_failure(JobStatus s) {
+  return s == JobStatus::kFailed || s == JobStatus::kTimeout || s == JobStatus::kInvalid;
+}
+
+/// Counts of results by status.
+struct Counts {
+  std::uint64_t ok = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t timeout = 0;
+  std::uint64_t cancelled = 0;
+  std::uint64_t invalid = 0;
+  [[nodiscard]] std::uint64_t total() const { return ok + failed + timeout + cancelled + invalid; }
+  void add(JobStatus s);
+};
+
+/// The first failure of a batch.
+struct FirstError {
+  std::string id;
+  std::string error;
+};
+
+/// What a batch folder already holds when a batch is resumed after a restart.
+struct ResumedState {
+  Counts counts;
+  std::optional<FirstError> first_error;
+  bool cancelled = false;
+};
+
+/// One batch: its results file, counts, first error and cancellation token. Thread-safe:
+/// workers record results concurrently; the pool's housekeeping commits them in groups.
+class Batch {
+ public:
+  struct Info {
+    std::string id;
+    std::string pool;
+    std::filesystem::path pool_dir;  ///< SPOOL/POOL
+    std::string input_name;          ///< input.EXT inside the batch folder
+    InputFormat format = InputFormat::kText;
+    std::chrono::system_clock::time_point started;
+    bool cancel_all = false;
+  };
+
+  /// Opens (creates or appends to) `active/ID/results.jsonl`. Throws std::system_error.
+  Batch(Info info, ResumedState resumed = {});
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+  ~Batch();
+
+  [[nodiscard]] const Info& info() const noexcept { return info_; }
+  [[nodiscard]] const std::string& id() const noexcept { return info_.id; }
+  [[nodiscard]] std::filesystem::path dir() const;
+  [[nodiscard]] std::filesystem::path input_path() const { return dir() / info_.input_name; }
+
+  /// The cancellation token handed to running attempts (barista::Context). Raised when the
+  /// batch is cancelled, and by the pool at the end of a graceful stop.
+  [[nodiscard]] const std::atomic<bool>& cancel_token() const noexcept { return token_; }
+  /// True once the batch is cancelled (cancel_all failure or an explicit cancel).
+  [[nodiscard]] bool cancelled() const noexcept { return cancelled_.load(std::memory_order_acquire); }
+  /// Cancels the batch: no further job starts, running ones see ctx.cancelled().
+  void cancel();
+  /// Raises the token without cancelling the batch: running attempts stop (daemon stopping).
+  void interrupt() noexcept { token_.store(true, std::memory_order_release); }
+
+  /// Records a job's one and only result. Under cancel_all, a failure cancels the batch.
+  void record(std::string_view id, JobStatus status, int attempts, double ms, std::string_view text);
+
+  /// Jobs handed to workers and not yet recorded, plus one while the reader is still reading.
+  void add_pending(std::uint64_t n) noexcept { pending_.fetch_add(n, std::memory_order_relaxed); }
+  /// Returns true when this release ended the batch's last pending work: then call finish().
+  bool release_pending(std::uint64_t n = 1) noexcept {
+    return pending_.fetch_sub(n, std::memory_order_acq_rel) == n;
+  }
+
+  /// Writes buffered results to the file, and fsyncs it when `sync` (group commit).
+  void flush(bool sync);
+
+  /// Ends the batch: results fsynced, summary.json written, folder moved to done/ or failed/.
+  /// Throws std::system_error.
+  void finish();
+
+  /// A snapshot for status: results so far, and the number of jobs once the whole input is read.
+  [[nodiscard]] Counts counts() const;
+  [[nodiscard]] std::uint64_t jobs_read() const noexcept { return jobs_read_.load(std::memory_order_relaxed); }
+  void add_jobs_read(std::uint64_t n) noexcept { jobs_read_.fetch_add(n, std::memory_order_relaxed); }
+  [[nodiscard]] bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
+
+ private:
+  std::string summary_json(std::string_view state, std::chrono::system_clock::time_point end) const;
+
+  Info info_;
+  int fd_ = -1;
+  std::atomic<bool> token_{false};
+  std::atomic<bool> cancelled_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<std::uint64_t> pending_{1};
+  std::atomic<std::uint64_t> jobs_read_{0};
+
+  mutable std::mutex mutex_;  // guards buffer_, counts_, first_error_
+  std::string buffer_;
+  Counts counts_;
+  std::optional<FirstError> first_error_;
+
+  std::mutex io_mutex_;  // serialises writes to fd_; guards spare_, unsynced_
+  std::string spare_;
+  bool unsynced_ = false;
+};
+
+}  // namespace barista::batch

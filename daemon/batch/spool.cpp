@@ -1,0 +1,233 @@
+#include "daemon/batch/spool.hpp"
+
+#include "daemon/common/fs.hpp"
+#include "daemon/common/json.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <simdjson.h>
+#include <spdlog/spdlog.h>
+
+namespace barista::batch {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string_view kind_of(mode_t mode) {
+  if (S_ISDIR(mode)) {
+    return "a directory";
+  }
+  if (S_ISLNK(mode)) {
+    return "a symbolic link";
+  }
+  if (S_ISFIFO(mode)) {
+    return "a FIFO";
+  }
+  if (S_ISSOCK(mode)) {
+    return "a socket";
+  }
+  return "not a regular file";
+}
+
+// Cuts a torn last line (a crash in the middle of a write) and returns the file's contents.
+std::string read_results(const fs::path& file) {
+  std::string data;
+  try {
+    data = common::read_file(file);
+  } catch (const std::system_error& e) {
+    if (e.code().value() == ENOENT) {
+      return {};
+    }
+    throw;
+  }
+  const auto last_nl = data.rfind('\n');
+  const std::size_t keep = last_nl == std::string::npos ? 0 : last_nl + 1;
+  if (keep != data.size()) {
+    spdlog::warn("{}: dropping a torn last line of {} bytes", file.string(), data.size() - keep);
+    if (::truncate(file.c_str(), static_cast<off_t>(keep)) != 0) {
+      throw std::system_error(errno, std::generic_category(), "truncate " + file.string());
+    }
+    data.resize(keep);
+  }
+  return data;
+}
+
+std::chrono::system_clock::time_point read_started(const fs::path& dir) {
+  try {
+    auto text = common::read_file(dir / "batch.json");
+    simdjson::dom::parser parser;
+    std::int64_t ms = 0;
+    if (parser.parse(text)["started_ms"].get_int64().get(ms) == simdjson::SUCCESS) {
+      return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+    }
+  } catch (const std::exception&) {
+  }
+  return std::chrono::system_clock::now();
+}
+
+}  // namespace
+
+PoolSpool::PoolSpool(const fs::path& spool, std::string pool)
+    : pool_(std::move(pool)), root_(spool / pool_) {}
+
+void PoolSpool::ensure() const {
+  for (const auto& dir : {inbox(), active(), done(), failed()}) {
+    fs::create_directories(dir);
+  }
+}
+
+std::string PoolSpool::unique_id(std::string_view wanted) const {
+  std::string id(wanted);
+  for (int n = 2;; ++n) {
+    std::error_code ec;
+    if (!fs::exists(active() / id, ec) && !fs::exists(done() / id, ec) &&
+        !fs::exists(failed() / id, ec)) {
+      return id;
+    }
+    id = fmt::format("{}-{}", wanted, n);
+  }
+}
+
+std::optional<Batch::Info> PoolSpool::claim(std::string_view name, bool cancel_all) const {
+  if (name.empty() || name.front() == '.') {
+    return std::nullopt;
+  }
+  const auto source = inbox() / std::string(name);
+  struct stat st {};
+  if (::lstat(source.c_str(), &st) != 0) {
+    return std::nullopt;  // already gone (claimed or removed)
+  }
+  if (!S_ISREG(st.st_mode)) {
+    spdlog::warn("pool '{}': {} is {}, not a batch file: ignored", pool_, source.string(),
+                 kind_of(st.st_mode));
+    return std::nullopt;
+  }
+  const fs::path as_path{std::string(name)};
+  const std::string ext = as_path.extension().string();
+  std::string stem = as_path.stem().string();
+  if (stem.empty()) {
+    stem = std::string(name);
+  }
+  Batch::Info info;
+  info.id = unique_id(stem);
+  info.pool = pool_;
+  info.pool_dir = root_;
+  info.input_name = "input" + ext;
+  info.format = format_for(std::string(name));
+  info.started = std::chrono::system_clock::now();
+  info.cancel_all = cancel_all;
+
+  const auto dir = active() / info.id;
+  fs::create_directory(dir);
+  if (::rename(source.c_str(), (dir / info.input_name).c_str()) != 0) {
+    const int err = errno;
+    std::error_code ec;
+    fs::remove(dir, ec);
+    if (err == ENOENT) {
+      return std::nullopt;
+    }
+    throw std::system_error(err, std::generic_category(), "claim " + source.string());
+  }
+  std::string meta = R"({"batch":)";
+  common::append_json_string(meta, info.id);
+  meta += R"(,"pool":)";
+  common::append_json_string(meta, pool_);
+  meta += R"(,"source":)";
+  common::append_json_string(meta, name);
+  fmt::format_to(std::back_inserter(meta), R"(,"started_ms":{}}})",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     info.started.time_since_epoch())
+                     .count());
+  meta += '\n';
+  common::write_file_durably(dir / "batch.json", meta);
+  common::fsync_dir(active());
+  common::fsync_dir(inbox());
+  return info;
+}
+
+std::vector<PoolSpool::Recovered> PoolSpool::recover(bool cancel_all) const {
+  std::vector<Recovered> out;
+  for (const auto& entry : fs::directory_iterator(active())) {
+    if (!entry.is_directory()) {
+      continue;
+    }
+    const auto dir = entry.path();
+    const std::string id = dir.filename().string();
+    std::string input_name;
+    for (const auto& f : fs::directory_iterator(dir)) {
+      const auto fname = f.path().filename().string();
+      if (fname == "input" || fname.starts_with("input.")) {
+        input_name = fname;
+      }
+    }
+    if (input_name.empty()) {
+      std::error_code ec;
+      fs::remove(dir / "batch.json", ec);
+      if (fs::is_empty(dir, ec)) {
+        fs::remove(dir, ec);  // a claim interrupted before its input arrived
+      } else {
+        spdlog::error("pool '{}': {} has no input file: left alone", pool_, dir.string());
+      }
+      continue;
+    }
+    if (fs::exists(dir / "summary.json")) {
+      // Finished, but the move was interrupted: finish the move.
+      const auto summary = common::read_file(dir / "summary.json");
+      const bool was_cancelled = summary.find(R"("state":"cancelled")") != std::string::npos;
+      common::rename_durably(dir, (was_cancelled ? failed() : done()) / id);
+      continue;
+    }
+    Recovered r;
+    r.info.id = id;
+    r.info.pool = pool_;
+    r.info.pool_dir = root_;
+    r.info.input_name = input_name;
+    r.info.format = format_for(input_name);
+    r.info.started = read_started(dir);
+    r.info.cancel_all = cancel_all;
+
+    const auto results = read_results(dir / "results.jsonl");
+    simdjson::dom::parser parser;
+    std::size_t pos = 0;
+    while (pos < results.size()) {
+      const auto nl = results.find('\n', pos);
+      std::string_view line(results.data() + pos, nl - pos);
+      pos = nl + 1;
+      simdjson::dom::object obj;
+      if (parser.parse(line.data(), line.size(), true).get_object().get(obj)) {
+        spdlog::warn("{}: unreadable result line skipped", (dir / "results.jsonl").string());
+        continue;
+      }
+      std::string_view rid;
+      std::string_view word;
+      if (obj["id"].get_string().get(rid) || obj["status"].get_string().get(word)) {
+        continue;
+      }
+      auto status = parse_status(word);
+      if (!status) {
+        continue;
+      }
+      r.state.counts.add(*status);
+      ++r.recorded[std::string(rid)];
+      if (is_failure(*status) && !r.state.first_error) {
+        std::string_view error;
+        if (obj["error"].get_string().get(error) != simdjson::SUCCESS) {
+          error = "";
+        }
+        r.state.first_error = FirstError{std::string(rid), std::string(error)};
+      }
+    }
+    r.state.cancelled = fs::exists(dir / "cancelled") ||
+                        (cancel_all && r.state.first_error.has_value());
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace barista::batch

@@ -1,0 +1,51 @@
+#pragma once
+
+#include "daemon/batch/batch.hpp"
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace barista::batch {
+
+/// SPOOL/POOL and its four folders.
+class PoolSpool {
+ public:
+  PoolSpool(const std::filesystem::path& spool, std::string pool);
+
+  [[nodiscard]] const std::string& pool() const noexcept { return pool_; }
+  [[nodiscard]] const std::filesystem::path& root() const noexcept { return root_; }
+  [[nodiscard]] std::filesystem::path inbox() const { return root_ / "inbox"; }
+  [[nodiscard]] std::filesystem::path active() const { return root_ / "active"; }
+  [[nodiscard]] std::filesystem::path done() const { return root_ / "done"; }
+  [[nodiscard]] std::filesystem::path failed() const { return root_ / "failed"; }
+
+  /// Creates the folders that are missing. Throws std::filesystem::filesystem_error.
+  void ensure() const;
+
+  /// Claims `inbox/NAME` as a batch: a unique id (the name without its last extension, then
+  /// -2, -3, ...), `active/ID/` created, the file renamed into it as `input.EXT`. nullopt (and a
+  /// log line) when the entry is not a batch: a dot-file, not a regular file, or already gone.
+  [[nodiscard]] std::optional<Batch::Info> claim(std::string_view name, bool cancel_all) const;
+
+  /// A batch left in active/ by an earlier run, with the results it already has.
+  struct Recovered {
+    Batch::Info info;
+    ResumedState state;
+    std::unordered_map<std::string, std::uint32_t> recorded;  ///< result ids -> how many
+  };
+  /// Looks at every folder in active/: finished ones (summary.json written) are moved on,
+  /// others are returned to be resumed. A torn last line of results.jsonl is cut off.
+  [[nodiscard]] std::vector<Recovered> recover(bool cancel_all) const;
+
+ private:
+  [[nodiscard]] std::string unique_id(std::string_view wanted) const;
+
+  std::string pool_;
+  std::filesystem::path root_;
+};
+
+}  // namespace barista::batch

@@ -1,0 +1,27 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace barista::common {
+
+/// fsync()s a folder so that entries created, renamed or removed in it survive a crash.
+void fsync_dir(const std::filesystem::path& dir);
+
+/// Writes `content` to `file` so that after a crash the file is either absent/old or complete:
+/// temp file in the same folder, write, fsync, rename over `file`, fsync the folder.
+/// Throws std::system_error.
+void write_file_durably(const std::filesystem::path& file, std::string_view content);
+
+/// Renames `from` to `to` and fsyncs both parent folders. Throws std::system_error.
+void rename_durably(const std::filesystem::path& from, const std::filesystem::path& to);
+
+/// Reads a whole (small) file. Throws std::system_error.
+std::string read_file(const std::filesystem::path& file);
+
+/// Now as ISO 8601 UTC with milliseconds: 2026-11-27T18:32:04.123Z.
+std::string iso8601_utc(std::chrono::system_clock::time_point t);
+
+}  // namespace barista::common

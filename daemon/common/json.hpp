@@ -1,0 +1,19 @@
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace barista::common {
+
+/// Appends `s` to `out` as the inside of a JSON string: quotes, backslashes and control
+/// characters escaped, invalid UTF-8 replaced by U+FFFD, so that the result is always valid JSON.
+void append_json_escaped(std::string& out, std::string_view s);
+
+/// Appends `"s"` (quoted and escaped).
+inline void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  append_json_escaped(out, s);
+  out += '"';
+}
+
+}  // namespace barista::common

@@ -1,0 +1,53 @@
+#pragma once
+
+#include "daemon/batch/batch.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace barista::pool {
+
+/// Up to a few dozen jobs of one batch, handed through the pool's queue as one item: the queue
+/// and the batch's reference count are touched once per chunk, not once per job. The bytes of
+/// all ids and payloads share one arena; chunks are recycled so the arena's memory is reused.
+struct JobChunk {
+  struct Entry {
+    std::size_t offset = 0;  // id at offset, payload right behind it
+    std::uint32_t id_length = 0;
+    std::size_t payload_length = 0;
+  };
+
+  std::shared_ptr<batch::Batch> batch;
+  std::string arena;
+  std::vector<Entry> jobs;
+  std::size_t next = 0;  // the next job to run; advanced only by the chunk's owner
+  // Set when the worker running this chunk is abandoned: the stuck thread and the pool's
+  // monitor both still read the chunk; whoever lets go last deletes it.
+  std::atomic<int> shared_owners{0};
+
+  void add(std::string_view id, std::string_view payload) {
+    jobs.push_back({arena.size(), static_cast<std::uint32_t>(id.size()), payload.size()});
+    arena.append(id);
+    arena.append(payload);
+  }
+  [[nodiscard]] std::string_view id(std::size_t i) const {
+    return {arena.data() + jobs[i].offset, jobs[i].id_length};
+  }
+  [[nodiscard]] std::string_view payload(std::size_t i) const {
+    return {arena.data() + jobs[i].offset + jobs[i].id_length, jobs[i].payload_length};
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return jobs.size(); }
+  void reset() {
+    batch.reset();
+    arena.clear();
+    jobs.clear();
+    next = 0;
+    shared_owners.store(0, std::memory_order_relaxed);
+  }
+};
+
+}  // namespace barista::pool

@@ -1,0 +1,197 @@
+// The worker side of a pool: running jobs, with retries, deadlines, rate and cancellation.
+#include "daemon/pool/worker.hpp"
+
+#include <algorithm>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace barista::pool {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using batch::JobStatus;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Sleeps for `d`, looking at `stop` every 5 ms; false when stopped early.
+template <class Stop>
+bool sleep_unless(Clock::duration d, Stop stop) {
+  const auto until = Clock::now() + d;
+  for (;;) {
+    if (stop()) {
+      return false;
+    }
+    const auto now = Clock::now();
+    if (now >= until) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::min<Clock::duration>(until - now, std::chrono::milliseconds(5)));
+  }
+}
+
+}  // namespace
+
+void Pool::worker_loop(const std::shared_ptr<Worker>& self) {
+  for (;;) {
+    if (stopping_.load(std::memory_order_acquire)) {
+      break;
+    }
+    JobChunk* chunk = nullptr;
+    if (self->orphan != nullptr) {
+      chunk = std::exchange(self->orphan, nullptr);
+    } else {
+      try {
+        queue_.pop(chunk);
+      } catch (const tbb::user_abort&) {
+        continue;  // woken by stop(): look at stopping_ again
+      }
+    }
+    if (chunk == nullptr) {
+      break;  // a stop sentinel
+    }
+    run_chunk(self, chunk);
+    if (self->state.load(std::memory_order_acquire) == Worker::kAbandoned) {
+      return;  // the monitor has replaced this worker: touch nothing of the pool any more
+    }
+  }
+  std::lock_guard lock(mutex_);
+  --workers_running_;
+  workers_cv_.notify_all();
+}
+
+void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
+  const auto start = Clock::now();
+  std::size_t ran = 0;
+  while (chunk->next < chunk->size()) {
+    if (stopping_.load(std::memory_order_acquire)) {
+      break;  // the rest has no result yet: it runs after the next start
+    }
+    const std::size_t i = chunk->next++;
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    ++ran;
+    if (!run_job(self, *chunk, i)) {
+      // Abandoned: the monitor and this thread share the chunk; the last one out deletes it.
+      if (chunk->shared_owners.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        delete chunk;
+      }
+      return;
+    }
+  }
+  if (ran > 0) {
+    const auto per_job = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count() /
+                         static_cast<std::int64_t>(ran);
+    const auto old = job_ns_.load(std::memory_order_relaxed);
+    job_ns_.store(old == 0 ? per_job : (old * 7 + per_job) / 8, std::memory_order_relaxed);
+  }
+  if (chunk->next < chunk->size()) {
+    queued_.fetch_sub(chunk->size() - chunk->next, std::memory_order_relaxed);
+  }
+  recycle(chunk);
+}
+
+bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index) {
+  batch::Batch& batch = *chunk.batch;
+  const std::string_view id = chunk.id(index);
+  const std::string_view payload = chunk.payload(index);
+  const auto first_start = Clock::now();
+  const auto stop_waiting = [&] {
+    return batch.cancelled() || discard_.load(std::memory_order_relaxed);
+  };
+  int attempt = 0;
+  for (;;) {
+    if (batch.cancelled()) {
+      batch.record(id, JobStatus::kCancelled, attempt, ms_since(first_start),
+                   attempt == 0 ? "batch cancelled before the job started" : "batch cancelled");
+      break;
+    }
+    if (discard_.load(std::memory_order_relaxed)) {
+      return true;  // stopping: no result, the job runs after the next start
+    }
+    if (rate_ && !rate_->acquire(stop_waiting)) {
+      continue;
+    }
+    ++attempt;
+    const auto attempt_start = Clock::now();
+    const auto deadline = config_.timeout ? attempt_start + *config_.timeout : Clock::time_point::max();
+    self->chunk = &chunk;
+    self->index = index;
+    self->attempt = attempt;
+    self->first_start = first_start;
+    self->deadline_ns.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
+    busy_.fetch_add(1, std::memory_order_relaxed);
+    self->state.store(Worker::kRunning, std::memory_order_release);
+
+    Context ctx(&batch.cancel_token(), deadline);
+    const Job job{id, payload, attempt};
+    std::optional<Outcome> outcome;
+    std::string thrown;
+    try {
+      outcome.emplace(self->processor->process(ctx, job));
+    } catch (const std::exception& e) {
+      thrown = e.what();
+    } catch (...) {
+      thrown = "the processor threw an exception that is not a std::exception";
+    }
+
+    int expected = Worker::kRunning;
+    if (!self->state.compare_exchange_strong(expected, Worker::kIdle, std::memory_order_acq_rel)) {
+      return false;  // abandoned while we were stuck: the monitor gave this job its result
+    }
+    busy_.fetch_sub(1, std::memory_order_relaxed);
+    if (discard_.load(std::memory_order_relaxed)) {
+      return true;
+    }
+
+    JobStatus status = JobStatus::kFailed;
+    std::string text;
+    bool retryable = true;
+    if (!outcome) {
+      text = thrown.empty() ? std::string("the processor threw an exception") : std::move(thrown);
+    } else if (Clock::now() > deadline) {
+      status = JobStatus::kTimeout;
+      text = fmt::format("deadline of {} ms exceeded", config_.timeout->count());
+    } else {
+      switch (outcome->kind()) {
+        case Outcome::Kind::kOk:
+          status = JobStatus::kOk;
+          break;
+        case Outcome::Kind::kFatal:
+          retryable = false;
+          break;
+        case Outcome::Kind::kFailed:
+          break;
+      }
+      text = outcome->take_text();
+    }
+
+    if (status != JobStatus::kOk && batch.cancelled()) {
+      batch.record(id, JobStatus::kCancelled, attempt, ms_since(first_start),
+                   "batch cancelled while the job was running");
+      break;
+    }
+    if (status != JobStatus::kOk && retryable && attempt <= config_.retries) {
+      auto delay = config_.backoff;
+      for (int i = 1; i < attempt && delay < config_.max_backoff; ++i) {
+        delay *= 2;
+      }
+      delay = std::min(delay, config_.max_backoff);
+      spdlog::debug("pool '{}': job '{}' of batch '{}' attempt {} {}: {}; retrying in {} ms",
+                    config_.name, id, batch.id(), attempt, batch::to_string(status), text,
+                    delay.count());
+      sleep_unless(delay, stop_waiting);
+      continue;
+    }
+    batch.record(id, status, attempt, ms_since(first_start), text);
+    break;
+  }
+  if (batch.release_pending()) {
+    finish_batch(chunk.batch);
+  }
+  return true;
+}
+
+}  // namespace barista::pool

@@ -1,0 +1,33 @@
+#pragma once
+
+#include "daemon/plugin/plugin_library.hpp"
+#include "daemon/pool/pool.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <thread>
+
+namespace barista::pool {
+
+/// One worker thread and the processor it owns. The fields the monitor reads to give a stuck job
+/// its result are written before `state` becomes kRunning (release) and read after the monitor's
+/// compare-exchange to kAbandoned (acquire).
+struct Pool::Worker {
+  enum State : int { kIdle, kRunning, kAbandoned };
+
+  explicit Worker(plugin::ProcessorHandle p) : processor(std::move(p)) {}
+
+  plugin::ProcessorHandle processor;
+  std::atomic<int> state{kIdle};
+  std::atomic<std::int64_t> deadline_ns{std::numeric_limits<std::int64_t>::max()};
+  JobChunk* chunk = nullptr;
+  std::size_t index = 0;
+  int attempt = 0;
+  std::chrono::steady_clock::time_point first_start;
+  JobChunk* orphan = nullptr;  // the rest of an abandoned worker's chunk, run first
+  std::thread thread;
+};
+
+}  // namespace barista::pool
