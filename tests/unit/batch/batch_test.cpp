@@ -1,0 +1,165 @@
+#include "daemon/batch/batch.hpp"
+
+#include "tests/unit/batch/temp_dir.hpp"
+
+#include <catch2/catch.hpp>
+#include <simdjson.h>
+
+#include <set>
+#include <thread>
+#include <vector>
+
+using barista::batch::Batch;
+using barista::batch::JobStatus;
+using barista::testing::slurp;
+using barista::testing::TempDir;
+
+namespace {
+Batch::Info make_info(const TempDir& dir, bool cancel_all) {
+  Batch::Info info;
+  info.id = "b1";
+  info.pool = "p";
+  info.pool_dir = dir.path() / "p";
+  info.input_name = "input.txt";
+  info.started = std::chrono::system_clock::now();
+  info.cancel_all = cancel_all;
+  for (const char* sub : {"active/b1", "done", "failed"}) {
+    std::filesystem::create_directories(info.pool_dir / sub);
+  }
+  return info;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto nl = text.find('\n', pos);
+    out.push_back(text.substr(pos, nl - pos));
+    pos = nl + 1;
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("result lines carry the contract's keys", "[batch][ledger]") {
+  TempDir dir;
+  auto info = make_info(dir, false);
+  Batch b(info);
+  b.record("1", JobStatus::kOk, 1, 12.5, "out \"put\"");
+  b.record("2", JobStatus::kFailed, 3, 1.0, "boom");
+  b.record("3", JobStatus::kOk, 1, 0.25, "");
+  b.flush(true);
+  auto lines = lines_of(slurp(b.dir() / "results.jsonl"));
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0] == R"({"id":"1","status":"ok","attempts":1,"ms":12.500,"output":"out \"put\""})");
+  CHECK(lines[1] == R"({"id":"2","status":"failed","attempts":3,"ms":1.000,"error":"boom"})");
+  CHECK(lines[2] == R"({"id":"3","status":"ok","attempts":1,"ms":0.250})");
+}
+
+TEST_CASE("finish writes summary.json and moves the folder to done/", "[batch][ledger]") {
+  TempDir dir;
+  auto info = make_info(dir, false);
+  {
+    Batch b(info);
+    b.record("1", JobStatus::kOk, 1, 1, "a");
+    b.record("2", JobStatus::kTimeout, 1, 1, "slow");
+    b.record("3", JobStatus::kInvalid, 0, 0, "bad line");
+    CHECK(b.release_pending());
+    b.finish();
+    CHECK(b.finished());
+  }
+  const auto done = info.pool_dir / "done" / "b1";
+  REQUIRE(std::filesystem::exists(done / "summary.json"));
+  CHECK_FALSE(std::filesystem::exists(info.pool_dir / "active" / "b1"));
+  simdjson::dom::parser parser;
+  auto text = slurp(done / "summary.json");
+  auto doc = parser.parse(text);
+  CHECK(std::string_view(doc["batch"]) == "b1");
+  CHECK(std::string_view(doc["pool"]) == "p");
+  CHECK(std::string_view(doc["state"]) == "done");
+  CHECK(int64_t(doc["jobs"]) == 3);
+  CHECK(int64_t(doc["ok"]) == 1);
+  CHECK(int64_t(doc["timeout"]) == 1);
+  CHECK(int64_t(doc["invalid"]) == 1);
+  CHECK(int64_t(doc["failed"]) == 0);
+  CHECK(std::string_view(doc["first_error"]["id"]) == "2");
+  CHECK(std::string_view(doc["first_error"]["error"]) == "slow");
+  CHECK(std::string_view(doc["started"]).size() == 24);  // 2026-11-27T18:32:04.123Z
+  CHECK(double(doc["seconds"]) >= 0.0);
+}
+
+TEST_CASE("under cancel_all the first failure cancels the batch; it ends in failed/",
+          "[batch][ledger]") {
+  TempDir dir;
+  auto info = make_info(dir, true);
+  Batch b(info);
+  b.record("1", JobStatus::kOk, 1, 1, "");
+  CHECK_FALSE(b.cancelled());
+  CHECK_FALSE(b.cancel_token().load());
+  b.record("2", JobStatus::kFailed, 1, 1, "first");
+  CHECK(b.cancelled());
+  CHECK(b.cancel_token().load());
+  b.record("3", JobStatus::kFailed, 1, 1, "second");
+  b.record("4", JobStatus::kCancelled, 0, 0, "batch cancelled");
+  REQUIRE(b.release_pending());
+  b.finish();
+  auto text = slurp(info.pool_dir / "failed" / "b1" / "summary.json");
+  simdjson::dom::parser parser;
+  auto doc = parser.parse(text);
+  CHECK(std::string_view(doc["state"]) == "cancelled");
+  CHECK(std::string_view(doc["first_error"]["id"]) == "2");
+  CHECK(int64_t(doc["cancelled"]) == 1);
+}
+
+TEST_CASE("under continue a failure does not cancel; no failure means first_error null",
+          "[batch][ledger]") {
+  TempDir dir;
+  auto info = make_info(dir, false);
+  Batch b(info);
+  b.record("1", JobStatus::kInvalid, 0, 0, "x");
+  CHECK_FALSE(b.cancelled());
+  TempDir dir2;
+  Batch clean(make_info(dir2, false));
+  clean.record("1", JobStatus::kOk, 1, 0, "");
+  REQUIRE(clean.release_pending());
+  clean.finish();
+  CHECK(slurp(dir2.path() / "p" / "done" / "b1" / "summary.json").find(R"("first_error":null)") !=
+        std::string::npos);
+}
+
+TEST_CASE("concurrent records each land exactly once", "[batch][ledger]") {
+  TempDir dir;
+  Batch b(make_info(dir, false));
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 20'000;
+  b.add_pending(kThreads * kPerThread);
+  std::vector<std::thread> threads;
+  std::atomic<int> finishers{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        b.record(std::to_string(t * kPerThread + i), JobStatus::kOk, 1, 0, "o");
+        if (b.release_pending()) {
+          ++finishers;
+        }
+      }
+    });
+  }
+  std::thread flusher([&] {
+    for (int i = 0; i < 50; ++i) {
+      b.flush(true);
+    }
+  });
+  for (auto& t : threads) {
+    t.join();
+  }
+  flusher.join();
+  CHECK(finishers == 0);  // the reader still holds its share
+  CHECK(b.release_pending());
+  b.flush(true);
+  auto lines = lines_of(slurp(b.dir() / "results.jsonl"));
+  CHECK(lines.size() == kThreads * kPerThread);
+  std::set<std::string> unique(lines.begin(), lines.end());
+  CHECK(unique.size() == lines.size());
+  CHECK(b.counts().ok == kThreads * kPerThread);
+}
