@@ -25,8 +25,8 @@ struct JobChunk {
   std::string arena;
   std::vector<Entry> jobs;
   std::size_t next = 0;  // the next job to run; advanced only by the chunk's owner
-  // Set when the worker running this chunk is abandoned: the stuck thread and the pool's
-  // monitor both still read the chunk; whoever lets go last deletes it.
+  // When the worker running this chunk is abandoned, the stuck thread and the pool's monitor
+  // both still read the chunk: each adds one when it lets go; the second one deletes it.
   std::atomic<int> shared_owners{0};
 
   void add(std::string_view id, std::string_view payload) {

@@ -284,13 +284,14 @@ void Pool::check_stuck_workers() {
         worker->deadline_ns.load(std::memory_order_relaxed) >= limit) {
       continue;
     }
-    JobChunk* chunk = worker->chunk;
-    chunk->shared_owners.store(2, std::memory_order_relaxed);
     int expected = Worker::kRunning;
     if (!worker->state.compare_exchange_strong(expected, Worker::kAbandoned,
                                                std::memory_order_acq_rel)) {
       continue;  // it returned just now
     }
+    // From here on the stuck thread writes nothing of its own: what it published before it
+    // started the attempt is ours to read.
+    JobChunk* chunk = worker->chunk;
     busy_.fetch_sub(1, std::memory_order_relaxed);
     abandoned_.fetch_add(1, std::memory_order_relaxed);
     auto b = chunk->batch;
@@ -311,8 +312,8 @@ void Pool::check_stuck_workers() {
     const double ms =
         std::chrono::duration<double, std::milli>(now - worker->first_start).count();
     const int attempt = worker->attempt;
-    if (chunk->shared_owners.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      delete chunk;
+    if (chunk->shared_owners.fetch_add(1, std::memory_order_acq_rel) == 1) {
+      delete chunk;  // the stuck thread has returned and let go already
     }
     b->record(id, batch::JobStatus::kTimeout, attempt, ms,
               fmt::format("deadline of {} ms exceeded; the processor did not return within {} s "

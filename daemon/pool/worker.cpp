@@ -75,7 +75,7 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
     ++ran;
     if (!run_job(self, *chunk, i)) {
       // Abandoned: the monitor and this thread share the chunk; the last one out deletes it.
-      if (chunk->shared_owners.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      if (chunk->shared_owners.fetch_add(1, std::memory_order_acq_rel) == 1) {
         delete chunk;
       }
       return;
@@ -108,10 +108,13 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
                    attempt == 0 ? "batch cancelled before the job started" : "batch cancelled");
       break;
     }
-    if (discard_.load(std::memory_order_relaxed)) {
+    if (discard_.load(std::memory_order_relaxed) ||
+        (attempt == 0 && stopping_.load(std::memory_order_relaxed))) {
       return true;  // stopping: no result, the job runs after the next start
     }
-    if (rate_ && !rate_->acquire(stop_waiting)) {
+    if (rate_ && !rate_->acquire([&] {
+          return stop_waiting() || (attempt == 0 && stopping_.load(std::memory_order_relaxed));
+        })) {
       continue;
     }
     ++attempt;
