@@ -104,6 +104,9 @@ class Batch {
   [[nodiscard]] Counts counts() const;
   [[nodiscard]] std::uint64_t jobs_read() const noexcept { return jobs_read_.load(std::memory_order_relaxed); }
   void add_jobs_read(std::uint64_t n) noexcept { jobs_read_.fetch_add(n, std::memory_order_relaxed); }
+  /// The whole input has been read: jobs_read() is the batch's number of jobs.
+  void mark_read_all() noexcept { read_all_.store(true, std::memory_order_release); }
+  [[nodiscard]] bool read_all() const noexcept { return read_all_.load(std::memory_order_acquire); }
   [[nodiscard]] bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
 
  private:
@@ -116,6 +119,7 @@ class Batch {
   std::atomic<bool> finished_{false};
   std::atomic<std::uint64_t> pending_{1};
   std::atomic<std::uint64_t> jobs_read_{0};
+  std::atomic<bool> read_all_{false};
 
   mutable std::mutex mutex_;  // guards buffer_, counts_, first_error_
   std::string buffer_;

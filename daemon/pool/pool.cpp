@@ -1,6 +1,7 @@
 #include "daemon/pool/pool.hpp"
 
 #include "daemon/batch/line_reader.hpp"
+#include "daemon/config/config_diff.hpp"
 #include "daemon/pool/worker.hpp"
 
 #include <fcntl.h>
@@ -38,18 +39,17 @@ struct Pool::OpenBatch {
 
 Pool::Pool(config::PoolConfig config, std::shared_ptr<const plugin::PluginLibrary> library,
            const std::filesystem::path& spool)
-    : config_(std::move(config)), library_(std::move(library)), spool_(spool, config_.name) {
-  if (config_.rate) {
-    rate_.emplace(config_.rate->count, config_.rate->per);
+    : name_(config.name), spool_(spool, config.name) {
+  fresh_processors_ = make_processors(config, *library);
+  auto settings = std::make_shared<PoolSettings>();
+  if (config.rate) {
+    settings->rate = std::make_shared<RateLimiter>(config.rate->count, config.rate->per);
   }
-  const auto workers = static_cast<std::size_t>(config_.workers);
-  max_chunk_ = std::clamp<std::size_t>(config_.queue / (2 * workers), 1, kMaxChunkJobs);
-  // Capacity in chunks, so that about `queue` jobs wait at most (and every worker has one).
-  queue_.set_capacity(static_cast<std::ptrdiff_t>(
-      std::max(workers, (config_.queue + max_chunk_ - 1) / max_chunk_)));
-  for (int i = 0; i < config_.workers; ++i) {
-    spare_processors_.push_back(library_->create(config_.plugin_config));
-  }
+  settings->generation = generation_.load();
+  settings->library = std::move(library);
+  settings->config = std::move(config);
+  apply_queue_settings(settings->config);
+  settings_ = std::move(settings);
   spool_.ensure();
 }
 
@@ -63,21 +63,92 @@ Pool::~Pool() {
   }
 }
 
+std::vector<plugin::ProcessorHandle> Pool::make_processors(const config::PoolConfig& config,
+                                                           const plugin::PluginLibrary& library) {
+  std::vector<plugin::ProcessorHandle> out;
+  for (int i = 0; i < config.workers; ++i) {
+    out.push_back(library.create(config.plugin_config));
+  }
+  return out;
+}
+
+void Pool::apply_queue_settings(const config::PoolConfig& config) {
+  const auto workers = static_cast<std::size_t>(config.workers);
+  max_chunk_ = std::clamp<std::size_t>(config.queue / (2 * workers), 1, kMaxChunkJobs);
+  // Capacity in chunks, so that about `queue` jobs wait at most (and every worker has one).
+  // Called by the feeder only (or before it starts): only push() reads the capacity.
+  queue_.set_capacity(static_cast<std::ptrdiff_t>(
+      std::max(workers, (config.queue + max_chunk_ - 1) / max_chunk_)));
+}
+
+void Pool::spawn_worker_locked(plugin::ProcessorHandle processor, JobChunk* orphan) {
+  auto worker = std::make_shared<Worker>(std::move(processor));
+  worker->settings = settings_;
+  worker->orphan = orphan;
+  ++workers_running_;
+  worker->thread = std::thread([this, worker] { worker_loop(worker); });
+  workers_.push_back(std::move(worker));
+}
+
 void Pool::start() {
   std::lock_guard lock(mutex_);
-  while (!spare_processors_.empty()) {
-    auto worker = std::make_shared<Worker>(std::move(spare_processors_.back()));
-    spare_processors_.pop_back();
-    ++workers_running_;
-    worker->thread = std::thread([this, worker] { worker_loop(worker); });
-    workers_.push_back(worker);
+  while (!fresh_processors_.empty()) {
+    auto processor = std::move(fresh_processors_.back());
+    fresh_processors_.pop_back();
+    spawn_worker_locked(std::move(processor), nullptr);
   }
+  started_ = true;
   feeder_ = std::thread([this] { feeder_loop(); });
   monitor_ = std::thread([this] { monitor_loop(); });
-  spdlog::info("pool '{}' up: plugin '{}' {} ({}), {} workers, queue {}, on_error {}",
-               config_.name, library_->name(), library_->version(), library_->path().string(),
-               config_.workers, config_.queue,
-               config_.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue");
+  const auto& cfg = settings_->config;
+  const auto& lib = *settings_->library;
+  spdlog::info("pool '{}' up: plugin '{}' {} ({}), {} workers, queue {}, on_error {}", name_,
+               lib.name(), lib.version(), lib.path().string(), cfg.workers, cfg.queue,
+               cfg.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue");
+}
+
+void Pool::reconfigure(config::PoolConfig config,
+                       std::shared_ptr<const plugin::PluginLibrary> library,
+                       std::vector<plugin::ProcessorHandle> processors) {
+  auto settings = std::make_shared<PoolSettings>();
+  settings->library = std::move(library);
+  settings->config = std::move(config);
+  std::lock_guard lock(mutex_);
+  const auto& old = settings_->config;
+  if (settings->config.rate) {
+    // The same rate keeps its limiter, so that a reload does not reset its pacing.
+    settings->rate = old.rate == settings->config.rate
+                         ? settings_->rate
+                         : std::make_shared<RateLimiter>(settings->config.rate->count,
+                                                         settings->config.rate->per);
+  }
+  settings->generation = generation_.load() + 1;
+  const bool new_processors = settings_->library != settings->library ||
+                              !config::same_values(old.plugin_config.root(),
+                                                   settings->config.plugin_config.root());
+  fresh_processors_ = new_processors ? std::move(processors) : std::vector<plugin::ProcessorHandle>{};
+  settings_ = settings;
+  generation_.store(settings->generation, std::memory_order_release);
+
+  // Resize: new workers start now; extra ones leave after the chunk they hold.
+  const int target = settings->config.workers;
+  const int live = workers_running_ - retire_;
+  if (started_ && target > live) {
+    for (int i = live; i < target; ++i) {
+      plugin::ProcessorHandle processor;
+      if (!fresh_processors_.empty()) {
+        processor = std::move(fresh_processors_.back());
+        fresh_processors_.pop_back();
+      } else {
+        processor = settings->library->create(settings->config.plugin_config);
+      }
+      spawn_worker_locked(std::move(processor), nullptr);
+    }
+  } else if (started_ && target < live) {
+    retire_ += live - target;
+    queue_.abort();  // wake idle workers so that they see they are to leave
+  }
+  feeder_cv_.notify_all();
 }
 
 void Pool::add_batch(std::shared_ptr<batch::Batch> batch,
@@ -90,19 +161,29 @@ void Pool::add_batch(std::shared_ptr<batch::Batch> batch,
   feeder_cv_.notify_one();
 }
 
-bool Pool::claim(std::string_view name) {
-  auto info = spool_.claim(name, config_.on_error == config::OnError::kCancelAll);
+std::optional<std::string> Pool::claim(std::string_view name) {
+  const bool cancel_all = settings()->config.on_error == config::OnError::kCancelAll;
+  std::lock_guard lock(claim_mutex_);
+  auto info = spool_.claim(name, cancel_all);
   if (!info) {
-    return false;
+    return std::nullopt;
   }
-  spdlog::info("pool '{}': batch '{}' claimed from inbox/{}", config_.name, info->id, name);
+  spdlog::info("pool '{}': batch '{}' claimed from inbox/{}", name_, info->id, name);
+  std::string id = info->id;
   add_batch(std::make_shared<batch::Batch>(std::move(*info)));
-  return true;
+  return id;
+}
+
+std::shared_ptr<const PoolSettings> Pool::settings() const {
+  std::lock_guard lock(mutex_);
+  return settings_;
 }
 
 void Pool::recover() {
-  for (auto& r : spool_.recover(config_.on_error == config::OnError::kCancelAll)) {
-    spdlog::info("pool '{}': resuming batch '{}' ({} results already recorded)", config_.name,
+  const bool cancel_all = settings()->config.on_error == config::OnError::kCancelAll;
+  std::lock_guard lock(claim_mutex_);
+  for (auto& r : spool_.recover(cancel_all)) {
+    spdlog::info("pool '{}': resuming batch '{}' ({} results already recorded)", name_,
                  r.info.id, r.state.counts.total());
     add_batch(std::make_shared<batch::Batch>(std::move(r.info), std::move(r.state)),
               std::move(r.recorded));
@@ -134,6 +215,7 @@ void Pool::feeder_loop() {
   std::vector<OpenBatch> open;
   std::size_t turn = 0;
   JobChunk* chunk = nullptr;
+  std::uint64_t generation = generation_.load();
   try {
     while (!stopping_.load(std::memory_order_acquire)) {
       {
@@ -144,18 +226,23 @@ void Pool::feeder_loop() {
         if (stopping_.load()) {
           break;
         }
+        if (generation != settings_->generation) {
+          generation = settings_->generation;
+          apply_queue_settings(settings_->config);  // a reload changed `queue` or `workers`
+        }
+        const auto max_job_bytes = settings_->config.max_job_bytes;
         while (open.size() < kMaxOpenBatches && !waiting_.empty()) {
           auto [b, recorded] = std::move(waiting_.front());
           waiting_.pop_front();
           OpenBatch ob{b, nullptr, nullptr, std::move(recorded)};
           const int fd = ::open(b->input_path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
           if (fd < 0) {
-            spdlog::error("batch '{}' (pool '{}'): cannot open its input {}: {}", b->id(),
-                          config_.name, b->input_path().string(), std::strerror(errno));
+            spdlog::error("batch '{}' (pool '{}'): cannot open its input {}: {}", b->id(), name_,
+                          b->input_path().string(), std::strerror(errno));
           } else {
-            ob.reader = std::make_unique<batch::LineReader>(fd, config_.max_job_bytes,
+            ob.reader = std::make_unique<batch::LineReader>(fd, max_job_bytes,
                                                             simdjson::SIMDJSON_PADDING);
-            ob.parser = std::make_unique<batch::JobParser>(b->info().format, config_.max_job_bytes);
+            ob.parser = std::make_unique<batch::JobParser>(b->info().format, max_job_bytes);
           }
           open.push_back(std::move(ob));
         }
@@ -167,6 +254,7 @@ void Pool::feeder_loop() {
       if (!feed_one(open[turn], chunk)) {
         auto done = std::move(open[turn].batch);
         open.erase(open.begin() + static_cast<std::ptrdiff_t>(turn));
+        done->mark_read_all();
         if (done->release_pending()) {
           finish_batch(done);
         }
@@ -179,6 +267,20 @@ void Pool::feeder_loop() {
   }
   if (chunk != nullptr) {
     recycle(chunk);
+  }
+}
+
+void Pool::push(JobChunk* chunk) {
+  for (;;) {
+    try {
+      queue_.push(chunk);  // blocks while the queue is full: the pool's backpressure
+      return;
+    } catch (const tbb::user_abort&) {
+      // abort() wakes idle workers when they are to leave; only a stop ends the feeder.
+      if (stopping_.load()) {
+        throw;
+      }
+    }
   }
 }
 
@@ -202,7 +304,7 @@ bool Pool::feed_one(OpenBatch& open, JobChunk*& chunk) {
     } catch (const std::exception& e) {
       spdlog::error("batch '{}' (pool '{}'): reading its input failed after line {}: {}; the rest "
                     "of the file is not read",
-                    b.id(), config_.name, line.number, e.what());
+                    b.id(), name_, line.number, e.what());
       more = false;
       break;
     }
@@ -235,7 +337,7 @@ bool Pool::feed_one(OpenBatch& open, JobChunk*& chunk) {
     chunk->batch = open.batch;
     b.add_pending(chunk->size());
     queued_.fetch_add(chunk->size(), std::memory_order_relaxed);
-    queue_.push(chunk);  // blocks while the queue is full: the pool's backpressure
+    push(chunk);
     chunk = nullptr;
   }
   return more;
@@ -245,7 +347,7 @@ void Pool::finish_batch(const std::shared_ptr<batch::Batch>& b) {
   try {
     b->finish();
   } catch (const std::exception& e) {
-    spdlog::error("batch '{}' (pool '{}'): cannot finish: {}", b->id(), config_.name, e.what());
+    spdlog::error("batch '{}' (pool '{}'): cannot finish: {}", b->id(), name_, e.what());
   }
   std::lock_guard lock(mutex_);
   std::erase(active_, b);
@@ -264,12 +366,14 @@ void Pool::monitor_loop() {
       try {
         b->flush(true);
       } catch (const std::exception& e) {
-        spdlog::error("batch '{}' (pool '{}'): writing results failed: {}", b->id(), config_.name,
+        spdlog::error("batch '{}' (pool '{}'): writing results failed: {}", b->id(), name_,
                       e.what());
       }
     }
-    if (config_.timeout) {
-      check_stuck_workers();
+    check_stuck_workers();
+    std::lock_guard pool_lock(mutex_);
+    if (retire_ > 0) {
+      queue_.abort();  // an idle worker that is to leave may have missed the first wake-up
     }
   }
 }
@@ -298,7 +402,7 @@ void Pool::check_stuck_workers() {
     const std::string id(chunk->id(worker->index));
     spdlog::error("pool '{}': job '{}' of batch '{}' overran its deadline by more than {} s: worker "
                   "abandoned and replaced",
-                  config_.name, id, b->id(), kAbandonGrace.count());
+                  name_, id, b->id(), kAbandonGrace.count());
     // The jobs of the chunk not yet started go to the replacement worker, copied: the stuck
     // thread may still read its own job from the old chunk.
     JobChunk* rest = nullptr;
@@ -312,24 +416,27 @@ void Pool::check_stuck_workers() {
     const double ms =
         std::chrono::duration<double, std::milli>(now - worker->first_start).count();
     const int attempt = worker->attempt;
+    const auto timeout_ms = worker->settings->config.timeout.value_or(std::chrono::milliseconds(0));
     if (chunk->shared_owners.fetch_add(1, std::memory_order_acq_rel) == 1) {
       delete chunk;  // the stuck thread has returned and let go already
     }
     b->record(id, batch::JobStatus::kTimeout, attempt, ms,
               fmt::format("deadline of {} ms exceeded; the processor did not return within {} s "
                           "after it and its worker was abandoned",
-                          config_.timeout->count(), kAbandonGrace.count()));
+                          timeout_ms.count(), kAbandonGrace.count()));
     worker->thread.detach();
     --workers_running_;
     try {
-      auto fresh = std::make_shared<Worker>(library_->create(config_.plugin_config));
+      auto fresh = std::make_shared<Worker>(
+          settings_->library->create(settings_->config.plugin_config));
+      fresh->settings = settings_;
       fresh->orphan = rest;
       ++workers_running_;
       fresh->thread = std::thread([this, fresh] { worker_loop(fresh); });
       worker = fresh;
     } catch (const std::exception& e) {
       spdlog::error("pool '{}': cannot create a processor for a replacement worker: {}",
-                    config_.name, e.what());
+                    name_, e.what());
       if (rest != nullptr) {
         queued_.fetch_sub(rest->size(), std::memory_order_relaxed);
         for (std::size_t i = 0; i < rest->size(); ++i) {
@@ -358,7 +465,7 @@ void Pool::stop(std::chrono::milliseconds timeout) {
     return;
   }
   spdlog::info("pool '{}' stopping: no new jobs start; running jobs have {} ms to finish",
-               config_.name, timeout.count());
+               name_, timeout.count());
   feeder_cv_.notify_all();
   monitor_cv_.notify_all();
   queue_.abort();  // wakes a feeder blocked on a full queue and workers waiting for work
@@ -371,31 +478,40 @@ void Pool::stop(std::chrono::milliseconds timeout) {
   JobChunk* chunk = nullptr;
   while (queue_.try_pop(chunk)) {
     if (chunk != nullptr) {
-      recycle(chunk);
+      queued_.fetch_sub(chunk->size(), std::memory_order_relaxed);
+      recycle(chunk);  // no result yet: these jobs run after the next start
     }
   }
-  std::vector<std::shared_ptr<Worker>> workers;
-  {
-    std::lock_guard lock(mutex_);
-    workers = workers_;
-  }
-  for (std::size_t i = 0; i < workers.size(); ++i) {
-    queue_.try_push(nullptr);  // one stop sentinel per worker, for those not yet waiting
-  }
+  // Wake idle workers until every one has seen stopping_ (one may start waiting just after a
+  // wake-up); busy ones leave after their current job.
+  const auto wait_all = [&](std::unique_lock<std::mutex>& lock, Clock::duration limit) {
+    const auto until = Clock::now() + limit;
+    while (workers_running_ > 0 && Clock::now() < until) {
+      queue_.abort();
+      workers_cv_.wait_for(lock, std::min<Clock::duration>(until - Clock::now(), kMonitorTick));
+    }
+    return workers_running_ == 0;
+  };
   std::unique_lock lock(mutex_);
-  if (!workers_cv_.wait_for(lock, timeout, [&] { return workers_running_ == 0; })) {
+  if (!wait_all(lock, timeout)) {
     spdlog::warn("pool '{}': {} jobs still running after {} ms: cancelling them; they run again "
                  "after the next start",
-                 config_.name, busy_.load(), timeout.count());
+                 name_, busy_.load(), timeout.count());
     discard_.store(true);
     for (const auto& b : active_) {
       b->interrupt();
     }
-    if (!workers_cv_.wait_for(lock, std::chrono::seconds(2), [&] { return workers_running_ == 0; })) {
-      spdlog::error("pool '{}': {} workers ignore cancellation: left behind", config_.name,
+    if (!wait_all(lock, std::chrono::seconds(2))) {
+      spdlog::error("pool '{}': {} workers ignore cancellation: left behind", name_,
                     workers_running_);
     }
   }
+  for (auto& t : retired_threads_) {
+    lock.unlock();
+    t.join();
+    lock.lock();
+  }
+  retired_threads_.clear();
   for (auto& w : workers_) {
     if (w->thread.joinable()) {
       if (workers_running_ == 0) {
@@ -417,15 +533,26 @@ void Pool::stop(std::chrono::milliseconds timeout) {
 }
 
 PoolStatus Pool::status() const {
+  const auto current = settings();
   PoolStatus s;
-  s.name = config_.name;
-  s.plugin = config_.plugin;
-  s.workers = config_.workers;
+  s.name = name_;
+  s.plugin = current->config.plugin;
+  s.workers = current->config.workers;
   s.busy = busy_.load(std::memory_order_relaxed);
   s.queued = queued_.load(std::memory_order_relaxed);
   s.abandoned = abandoned_.load(std::memory_order_relaxed);
-  s.on_error = config_.on_error;
+  s.on_error = current->config.on_error;
   return s;
+}
+
+std::shared_ptr<batch::Batch> Pool::find_batch(std::string_view id) const {
+  std::lock_guard lock(mutex_);
+  for (const auto& b : active_) {
+    if (b->id() == id) {
+      return b;
+    }
+  }
+  return nullptr;
 }
 
 std::vector<BatchStatus> Pool::batches() const {
@@ -433,7 +560,8 @@ std::vector<BatchStatus> Pool::batches() const {
   std::lock_guard lock(mutex_);
   for (const auto& b : active_) {
     const auto c = b->counts();
-    out.push_back({b->id(), config_.name, c.total(), b->jobs_read(), c.failed + c.timeout + c.invalid});
+    out.push_back({b->id(), name_, c.total(), b->jobs_read(), c.failed + c.timeout + c.invalid,
+                   b->read_all()});
   }
   return out;
 }

@@ -40,6 +40,16 @@ struct BatchStatus {
   std::uint64_t done = 0;
   std::uint64_t total = 0;  ///< jobs read so far (all of them once the input is fully read)
   std::uint64_t failed = 0;
+  bool read_all = false;    ///< the whole input has been read: `total` is final
+};
+
+/// What the pool's jobs run with. Replaced as a whole by a reload: attempts that start after it
+/// use the new settings; running ones finish on the old.
+struct PoolSettings {
+  config::PoolConfig config;
+  std::shared_ptr<const plugin::PluginLibrary> library;
+  std::shared_ptr<RateLimiter> rate;
+  std::uint64_t generation = 0;
 };
 
 /// A named pool: a bounded queue of job chunks fed from the pool's batches by one reader thread,
@@ -51,13 +61,17 @@ struct BatchStatus {
 /// is never held in memory.
 class Pool {
  public:
-  /// Creates one processor per worker (the plugin's factory may throw: the pool is refused)
-  /// and the spool folders. Threads start with start().
+  /// Creates one processor per worker with the plugin's factory (which may throw: the pool is
+  /// refused) and the spool folders. Threads start with start().
   Pool(config::PoolConfig config, std::shared_ptr<const plugin::PluginLibrary> library,
        const std::filesystem::path& spool);
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
   ~Pool();
+
+  /// One processor per worker of `config`, for start-up, a reload, or a check. Throws.
+  static std::vector<plugin::ProcessorHandle> make_processors(
+      const config::PoolConfig& config, const plugin::PluginLibrary& library);
 
   void start();
 
@@ -65,20 +79,29 @@ class Pool {
   void add_batch(std::shared_ptr<batch::Batch> batch,
                  std::unordered_map<std::string, std::uint32_t> recorded = {});
 
-  /// Claims `inbox/NAME` and adds it; false when it is not a batch.
-  bool claim(std::string_view name);
+  /// Claims `inbox/NAME` and adds it; the batch id, or nullopt when it is not a batch.
+  std::optional<std::string> claim(std::string_view name);
 
   /// Resumes the batches an earlier run left in active/.
   void recover();
+
+  /// Applies a reload: new settings for attempts that start from now on, processors made from
+  /// them (one per worker of `config`), and the new number of workers (extra workers finish the
+  /// jobs they hold, then leave; new ones start at once).
+  void reconfigure(config::PoolConfig config, std::shared_ptr<const plugin::PluginLibrary> library,
+                   std::vector<plugin::ProcessorHandle> processors);
 
   /// Graceful stop: no new jobs start; running ones get `timeout` to finish, then are cancelled
   /// and their results discarded (they run again after the next start). Results are fsynced.
   void stop(std::chrono::milliseconds timeout);
 
-  [[nodiscard]] const config::PoolConfig& config() const noexcept { return config_; }
+  [[nodiscard]] std::shared_ptr<const PoolSettings> settings() const;
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] const batch::PoolSpool& spool() const noexcept { return spool_; }
   [[nodiscard]] PoolStatus status() const;
   [[nodiscard]] std::vector<BatchStatus> batches() const;
+  /// The active batch with this id, or nullptr.
+  [[nodiscard]] std::shared_ptr<batch::Batch> find_batch(std::string_view id) const;
 
  private:
   struct Worker;
@@ -88,13 +111,17 @@ class Pool {
   // feeder
   void feeder_loop();
   bool feed_one(OpenBatch& open, JobChunk*& chunk);
+  void push(JobChunk* chunk);
   [[nodiscard]] std::size_t chunk_size() const;
+  void apply_queue_settings(const config::PoolConfig& config);
 
   // workers (worker.cpp)
   void worker_loop(const std::shared_ptr<Worker>& self);
   void run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk);
   bool run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index);
-  std::shared_ptr<Worker> spawn_worker(JobChunk* orphan);
+  void adopt_settings(Worker& self);
+  bool should_retire();
+  void spawn_worker_locked(plugin::ProcessorHandle processor, JobChunk* orphan);
 
   // housekeeping
   void monitor_loop();
@@ -104,11 +131,10 @@ class Pool {
   JobChunk* take_free_chunk();
   void recycle(JobChunk* chunk);
 
-  config::PoolConfig config_;
-  std::shared_ptr<const plugin::PluginLibrary> library_;
+  const std::string name_;
   batch::PoolSpool spool_;
-  std::optional<RateLimiter> rate_;
-  std::size_t max_chunk_ = 1;
+  std::atomic<std::uint64_t> generation_{1};
+  std::size_t max_chunk_ = 1;  // feeder thread only
 
   tbb::concurrent_bounded_queue<JobChunk*> queue_;
   tbb::concurrent_queue<JobChunk*> free_chunks_;
@@ -116,15 +142,20 @@ class Pool {
   std::atomic<std::int64_t> job_ns_{0};  // moving average of a job's run time
 
   mutable std::mutex mutex_;  // guards everything below
+  std::shared_ptr<const PoolSettings> settings_;
+  std::vector<plugin::ProcessorHandle> fresh_processors_;  // made by the last reload, not yet used
   std::condition_variable feeder_cv_;
   std::deque<std::pair<std::shared_ptr<batch::Batch>, std::unordered_map<std::string, std::uint32_t>>>
       waiting_;
   std::vector<std::shared_ptr<batch::Batch>> active_;
   std::vector<std::shared_ptr<Worker>> workers_;
-  std::vector<plugin::ProcessorHandle> spare_processors_;
+  std::vector<std::thread> retired_threads_;
   std::condition_variable workers_cv_;
   int workers_running_ = 0;
+  int retire_ = 0;  // workers asked to leave
+  std::mutex claim_mutex_;  // one claim at a time: ids are picked by looking at the spool
 
+  std::atomic<bool> started_{false};
   std::atomic<bool> stopping_{false};   // no new jobs start
   std::atomic<bool> discard_{false};    // graceful stop timed out: results are discarded
   std::atomic<std::uint64_t> abandoned_{0};

@@ -33,11 +33,51 @@ bool sleep_unless(Clock::duration d, Stop stop) {
   }
 }
 
+std::chrono::milliseconds backoff_for(const config::PoolConfig& c, int attempt) {
+  auto delay = c.backoff;
+  for (int i = 1; i < attempt && delay < c.max_backoff; ++i) {
+    delay *= 2;
+  }
+  return std::min(delay, c.max_backoff);
+}
+
 }  // namespace
+
+bool Pool::should_retire() {
+  std::lock_guard lock(mutex_);
+  if (retire_ == 0) {
+    return false;
+  }
+  --retire_;
+  return true;
+}
+
+void Pool::adopt_settings(Worker& self) {
+  std::shared_ptr<const PoolSettings> fresh;
+  plugin::ProcessorHandle processor;
+  {
+    std::lock_guard lock(mutex_);
+    fresh = settings_;
+    if (!fresh_processors_.empty()) {
+      processor = std::move(fresh_processors_.back());
+      fresh_processors_.pop_back();
+    }
+  }
+  if (!processor) {
+    try {
+      processor = fresh->library->create(fresh->config.plugin_config);
+    } catch (const std::exception& e) {
+      spdlog::error("pool '{}': a worker keeps its old processor: {}", name_, e.what());
+      return;
+    }
+  }
+  self.processor = std::move(processor);  // the old one goes here, idle, on its own thread
+  self.settings = std::move(fresh);
+}
 
 void Pool::worker_loop(const std::shared_ptr<Worker>& self) {
   for (;;) {
-    if (stopping_.load(std::memory_order_acquire)) {
+    if (stopping_.load(std::memory_order_acquire) || should_retire()) {
       break;
     }
     JobChunk* chunk = nullptr;
@@ -47,11 +87,11 @@ void Pool::worker_loop(const std::shared_ptr<Worker>& self) {
       try {
         queue_.pop(chunk);
       } catch (const tbb::user_abort&) {
-        continue;  // woken by stop(): look at stopping_ again
+        continue;  // woken to look at stopping_ and retire_ again
       }
     }
     if (chunk == nullptr) {
-      break;  // a stop sentinel
+      continue;
     }
     run_chunk(self, chunk);
     if (self->state.load(std::memory_order_acquire) == Worker::kAbandoned) {
@@ -60,6 +100,12 @@ void Pool::worker_loop(const std::shared_ptr<Worker>& self) {
   }
   std::lock_guard lock(mutex_);
   --workers_running_;
+  // A retiring worker leaves the list; its thread is joined at stop().
+  auto it = std::find(workers_.begin(), workers_.end(), self);
+  if (it != workers_.end() && !stopping_.load()) {
+    retired_threads_.push_back(std::move(self->thread));
+    workers_.erase(it);
+  }
   workers_cv_.notify_all();
 }
 
@@ -112,14 +158,20 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
         (attempt == 0 && stopping_.load(std::memory_order_relaxed))) {
       return true;  // stopping: no result, the job runs after the next start
     }
-    if (rate_ && !rate_->acquire([&] {
+    // A reload since the last attempt: this one uses the new settings and processor.
+    if (self->settings->generation != generation_.load(std::memory_order_acquire)) {
+      adopt_settings(*self);
+    }
+    const PoolSettings& settings = *self->settings;
+    const config::PoolConfig& cfg = settings.config;
+    if (settings.rate && !settings.rate->acquire([&] {
           return stop_waiting() || (attempt == 0 && stopping_.load(std::memory_order_relaxed));
         })) {
       continue;
     }
     ++attempt;
     const auto attempt_start = Clock::now();
-    const auto deadline = config_.timeout ? attempt_start + *config_.timeout : Clock::time_point::max();
+    const auto deadline = cfg.timeout ? attempt_start + *cfg.timeout : Clock::time_point::max();
     self->chunk = &chunk;
     self->index = index;
     self->attempt = attempt;
@@ -156,7 +208,7 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
       text = thrown.empty() ? std::string("the processor threw an exception") : std::move(thrown);
     } else if (Clock::now() > deadline) {
       status = JobStatus::kTimeout;
-      text = fmt::format("deadline of {} ms exceeded", config_.timeout->count());
+      text = fmt::format("deadline of {} ms exceeded", cfg.timeout->count());
     } else {
       switch (outcome->kind()) {
         case Outcome::Kind::kOk:
@@ -176,15 +228,10 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
                    "batch cancelled while the job was running");
       break;
     }
-    if (status != JobStatus::kOk && retryable && attempt <= config_.retries) {
-      auto delay = config_.backoff;
-      for (int i = 1; i < attempt && delay < config_.max_backoff; ++i) {
-        delay *= 2;
-      }
-      delay = std::min(delay, config_.max_backoff);
+    if (status != JobStatus::kOk && retryable && attempt <= cfg.retries) {
+      const auto delay = backoff_for(cfg, attempt);
       spdlog::debug("pool '{}': job '{}' of batch '{}' attempt {} {}: {}; retrying in {} ms",
-                    config_.name, id, batch.id(), attempt, batch::to_string(status), text,
-                    delay.count());
+                    name_, id, batch.id(), attempt, batch::to_string(status), text, delay.count());
       sleep_unless(delay, stop_waiting);
       continue;
     }

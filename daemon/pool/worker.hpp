@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <thread>
 
 namespace barista::pool {
@@ -20,6 +21,7 @@ struct Pool::Worker {
   explicit Worker(plugin::ProcessorHandle p) : processor(std::move(p)) {}
 
   plugin::ProcessorHandle processor;
+  std::shared_ptr<const PoolSettings> settings;  // what the processor was made from
   std::atomic<int> state{kIdle};
   std::atomic<std::int64_t> deadline_ns{std::numeric_limits<std::int64_t>::max()};
   JobChunk* chunk = nullptr;

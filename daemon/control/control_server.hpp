@@ -1,0 +1,75 @@
+#pragma once
+
+#include "daemon/control/protocol.hpp"
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace barista::control {
+
+/// One client connection, once its request line has arrived.
+class Connection {
+ public:
+  Connection(int fd, ucred peer, std::string pending);
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection();
+
+  [[nodiscard]] const ucred& peer() const noexcept { return peer_; }
+  /// Writes all of `data`; false when the client has gone.
+  bool write(std::string_view data);
+  /// Hands the raw bytes after the request line to `sink` until the client shuts down its side.
+  /// False when the client vanished, stalled for 30 s, or `sink` returned false.
+  bool read_body(const std::function<bool(std::string_view)>& sink);
+  /// True once the client has hung up (checked without blocking).
+  [[nodiscard]] bool client_gone() const;
+
+ private:
+  int fd_;
+  ucred peer_;
+  std::string pending_;
+};
+
+/// The control socket: accepts connections, reads one request line from each (many idle or slow
+/// clients cost a file descriptor each, never a thread), and runs the handler for each complete
+/// request on a thread of its own.
+class ControlServer {
+ public:
+  using Handler = std::function<void(const Request&, Connection&)>;
+
+  /// Creates the socket (mode 0660; its folder is created if missing). A stale socket file from
+  /// a dead daemon is replaced; a live daemon's is not. Throws std::runtime_error.
+  ControlServer(std::filesystem::path path, Handler handler);
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+  ~ControlServer();
+
+  /// Stops accepting, ends running handlers' connections, waits for them, removes the socket.
+  void stop();
+  [[nodiscard]] bool stopping() const noexcept { return stopping_.load(); }
+
+ private:
+  void loop();
+  void dispatch(int fd, ucred peer, std::string line, std::string pending);
+
+  std::filesystem::path path_;
+  Handler handler_;
+  int listen_fd_ = -1;
+  int wake_fd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable idle_cv_;
+  std::set<int> busy_fds_;  // connections whose handler runs
+};
+
+}  // namespace barista::control

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace barista::control {
+
+/// The control protocol, over a Unix stream socket. The client sends one request: a JSON object
+/// on one line. The daemon answers with JSON lines; some requests carry raw bytes after that:
+///
+///   {"cmd":"submit","pool":"P","name":"jobs.txt"}\n  <batch bytes until the client shuts down
+///                                                     its side>   -> {"ok":true,"batch":"ID"}
+///   {"cmd":"status"}                     -> {"ok":true,"pools":[...],"batches":[...]}
+///   {"cmd":"cancel","batch":"ID"}        -> {"ok":true}
+///   {"cmd":"reload"}                     -> {"ok":true,"generation":N,"changes":[...]}
+///                                           | {"ok":false,"code":1,"errors":[...]}
+///   {"cmd":"results","batch":"ID","summary":false} -> {"ok":true}\n <results.jsonl bytes>
+///   {"cmd":"wait","batch":"ID"}          -> {"progress":{...}}\n ... {"ok":true,"summary":{...}}
+///
+/// An error is {"ok":false,"code":C,"error":"..."}: C is the CLI's exit code (1: unknown batch,
+/// rejected reload; 3: refused).
+inline constexpr std::size_t kMaxRequestBytes = 64 * 1024;
+
+struct Request {
+  std::string cmd;
+  std::string pool;
+  std::string name;
+  std::string batch;
+  bool summary = false;
+};
+
+/// Parses a request line; nullopt and `error` set when it is not a valid request.
+std::optional<Request> parse_request(std::string_view line, std::string& error);
+
+/// {"ok":false,"code":C,"error":"..."}\n
+std::string error_reply(int code, std::string_view message);
+
+}  // namespace barista::control
