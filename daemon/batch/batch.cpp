@@ -126,6 +126,12 @@ void Batch::record(std::string_view id, JobStatus status, int attempts, double m
   }
   line += "}\n";
 
+  if (info_.counters) {
+    info_.counters->jobs[static_cast<std::size_t>(status)].fetch_add(1, std::memory_order_relaxed);
+    if (attempts > 0) {
+      info_.counters->observe_duration(ms / 1000.0);
+    }
+  }
   bool cancel_now = false;
   bool write_now = false;
   {
@@ -208,6 +214,10 @@ void Batch::finish() {
   const auto target = info_.pool_dir / (was_cancelled ? "failed" : "done") / info_.id;
   common::rename_durably(dir(), target);
   finished_.store(true, std::memory_order_release);
+  if (info_.counters) {
+    (was_cancelled ? info_.counters->batches_cancelled : info_.counters->batches_done)
+        .fetch_add(1, std::memory_order_relaxed);
+  }
   const auto c = counts();
   spdlog::info("batch '{}' (pool '{}') {}: {} jobs, {} ok, {} failed, {} timeout, {} cancelled, {} invalid",
                info_.id, info_.pool, was_cancelled ? "cancelled" : "done", c.total(), c.ok,

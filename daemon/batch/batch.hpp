@@ -1,5 +1,6 @@
 #pragma once
 
+#include "daemon/batch/job_counters.hpp"
 #include "daemon/batch/job_parser.hpp"
 
 #include <atomic>
@@ -7,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -60,6 +62,7 @@ class Batch {
     InputFormat format = InputFormat::kText;
     std::chrono::system_clock::time_point started;
     bool cancel_all = false;
+    std::shared_ptr<JobCounters> counters;  ///< the pool's metrics; may be null
   };
 
   /// Opens (creates or appends to) `active/ID/results.jsonl`. Throws std::system_error.

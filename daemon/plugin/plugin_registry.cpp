@@ -6,7 +6,12 @@ namespace barista::plugin {
 
 PluginRegistry::PluginRegistry(std::vector<std::filesystem::path> plugin_path,
                                std::filesystem::path cache_dir)
-    : plugin_path_(std::move(plugin_path)), cache_dir_(std::move(cache_dir)) {}
+    : cache_dir_(std::move(cache_dir)), plugin_path_(std::move(plugin_path)) {}
+
+void PluginRegistry::set_plugin_path(std::vector<std::filesystem::path> plugin_path) {
+  std::lock_guard lock(mutex_);
+  plugin_path_ = std::move(plugin_path);
+}
 
 std::filesystem::path PluginRegistry::resolve(std::string_view plugin) const {
   std::filesystem::path as_path(plugin);
@@ -18,8 +23,13 @@ std::filesystem::path PluginRegistry::resolve(std::string_view plugin) const {
         "plugin '{}': give a plugin name (looked up as NAME.so in plugin_path) or an absolute path",
         plugin));
   }
+  std::vector<std::filesystem::path> dirs;
+  {
+    std::lock_guard lock(mutex_);
+    dirs = plugin_path_;
+  }
   std::string searched;
-  for (const auto& dir : plugin_path_) {
+  for (const auto& dir : dirs) {
     auto candidate = dir / (std::string(plugin) + ".so");
     std::error_code ec;
     if (std::filesystem::exists(candidate, ec)) {

@@ -27,10 +27,13 @@ class PluginRegistry {
   /// not loaded again; a changed file is. Throws PluginError.
   [[nodiscard]] std::shared_ptr<const PluginLibrary> load(std::string_view plugin);
 
+  /// Replaces the folders searched (a reload may change plugin_path).
+  void set_plugin_path(std::vector<std::filesystem::path> plugin_path);
+
  private:
-  std::vector<std::filesystem::path> plugin_path_;
   std::filesystem::path cache_dir_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;  // guards plugin_path_ and loaded_
+  std::vector<std::filesystem::path> plugin_path_;
   std::map<std::filesystem::path, std::shared_ptr<const PluginLibrary>> loaded_;
 };
 

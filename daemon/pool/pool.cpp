@@ -1,10 +1,12 @@
 #include "daemon/pool/pool.hpp"
 
 #include "daemon/batch/line_reader.hpp"
+#include "daemon/common/fs.hpp"
 #include "daemon/config/config_diff.hpp"
 #include "daemon/pool/worker.hpp"
 
 #include <fcntl.h>
+#include <stdio.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -162,16 +164,44 @@ void Pool::add_batch(std::shared_ptr<batch::Batch> batch,
 }
 
 std::optional<std::string> Pool::claim(std::string_view name) {
-  const bool cancel_all = settings()->config.on_error == config::OnError::kCancelAll;
   std::lock_guard lock(claim_mutex_);
+  return claim_locked(name);
+}
+
+std::optional<std::string> Pool::claim_locked(std::string_view name) {
+  const bool cancel_all = settings()->config.on_error == config::OnError::kCancelAll;
   auto info = spool_.claim(name, cancel_all);
   if (!info) {
     return std::nullopt;
   }
   spdlog::info("pool '{}': batch '{}' claimed from inbox/{}", name_, info->id, name);
+  info->counters = counters_;
   std::string id = info->id;
   add_batch(std::make_shared<batch::Batch>(std::move(*info)));
   return id;
+}
+
+std::string Pool::accept_submission(const std::filesystem::path& tmp, std::string_view name) {
+  std::lock_guard lock(claim_mutex_);
+  const std::filesystem::path wanted{std::string(name)};
+  const auto stem = wanted.stem().string();
+  const auto ext = wanted.extension().string();
+  std::string final_name(name);
+  // A file of that name may be waiting in the inbox: never replace it.
+  for (int n = 2; ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, (spool_.inbox() / final_name).c_str(),
+                              RENAME_NOREPLACE) != 0;
+       ++n) {
+    if (errno != EEXIST) {
+      throw std::system_error(errno, std::generic_category(), "store the submitted batch");
+    }
+    final_name = fmt::format("{}-{}{}", stem, n, ext);
+  }
+  common::fsync_dir(spool_.inbox());
+  auto id = claim_locked(final_name);
+  if (!id) {
+    throw std::runtime_error("the submitted batch vanished from the inbox before it was claimed");
+  }
+  return *id;
 }
 
 std::shared_ptr<const PoolSettings> Pool::settings() const {
@@ -185,6 +215,7 @@ void Pool::recover() {
   for (auto& r : spool_.recover(cancel_all)) {
     spdlog::info("pool '{}': resuming batch '{}' ({} results already recorded)", name_,
                  r.info.id, r.state.counts.total());
+    r.info.counters = counters_;
     add_batch(std::make_shared<batch::Batch>(std::move(r.info), std::move(r.state)),
               std::move(r.recorded));
   }

@@ -102,6 +102,13 @@ class Pool {
   [[nodiscard]] std::vector<BatchStatus> batches() const;
   /// The active batch with this id, or nullptr.
   [[nodiscard]] std::shared_ptr<batch::Batch> find_batch(std::string_view id) const;
+  /// Running totals for the metrics.
+  [[nodiscard]] const batch::JobCounters& counters() const noexcept { return *counters_; }
+
+  /// Stores a submitted batch: renames the durable temp file `tmp` (in inbox/) to inbox/NAME
+  /// (NAME-2.EXT, ... when taken), fsyncs the inbox and claims it. Returns the batch id.
+  /// Throws std::system_error or std::runtime_error.
+  std::string accept_submission(const std::filesystem::path& tmp, std::string_view name);
 
  private:
   struct Worker;
@@ -128,11 +135,13 @@ class Pool {
   void check_stuck_workers();
   void finish_batch(const std::shared_ptr<batch::Batch>& batch);
 
+  std::optional<std::string> claim_locked(std::string_view name);
   JobChunk* take_free_chunk();
   void recycle(JobChunk* chunk);
 
   const std::string name_;
   batch::PoolSpool spool_;
+  std::shared_ptr<batch::JobCounters> counters_ = std::make_shared<batch::JobCounters>();
   std::atomic<std::uint64_t> generation_{1};
   std::size_t max_chunk_ = 1;  // feeder thread only
 

@@ -21,16 +21,25 @@ InboxWatcher::InboxWatcher(Handler handler) : handler_(std::move(handler)) {
 InboxWatcher::~InboxWatcher() { ::close(fd_); }
 
 void InboxWatcher::watch(const std::string& pool, const std::filesystem::path& inbox) {
-  const int wd = ::inotify_add_watch(fd_, inbox.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_ONLYDIR);
-  if (wd < 0) {
-    throw std::system_error(errno, std::generic_category(), "watch " + inbox.string());
+  Found found;
+  {
+    std::lock_guard lock(mutex_);
+    const int wd =
+        ::inotify_add_watch(fd_, inbox.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_ONLYDIR);
+    if (wd < 0) {
+      throw std::system_error(errno, std::generic_category(), "watch " + inbox.string());
+    }
+    pools_by_watch_[wd] = pool;
+    watches_[pool] = {wd, inbox};
+    scan(pool, inbox, found);
   }
-  pools_by_watch_[wd] = pool;
-  watches_[pool] = {wd, inbox};
-  scan(pool, inbox);
+  for (const auto& [p, name] : found) {
+    handler_(p, name);
+  }
 }
 
 void InboxWatcher::unwatch(const std::string& pool) {
+  std::lock_guard lock(mutex_);
   auto it = watches_.find(pool);
   if (it == watches_.end()) {
     return;
@@ -40,52 +49,60 @@ void InboxWatcher::unwatch(const std::string& pool) {
   watches_.erase(it);
 }
 
-void InboxWatcher::scan(const std::string& pool, const std::filesystem::path& inbox) {
+void InboxWatcher::scan(const std::string& pool, const std::filesystem::path& inbox, Found& out) {
   std::vector<std::string> names;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(inbox, ec)) {
     names.push_back(entry.path().filename().string());
   }
   std::sort(names.begin(), names.end());
-  for (const auto& name : names) {
-    handler_(pool, name);
+  for (auto& name : names) {
+    out.emplace_back(pool, std::move(name));
   }
 }
 
 void InboxWatcher::handle_events() {
   alignas(inotify_event) char buf[64 * 1024];
-  bool overflow = false;
-  for (;;) {
-    const ssize_t n = ::read(fd_, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
+  Found found;
+  {
+    std::lock_guard lock(mutex_);
+    bool overflow = false;
+    for (;;) {
+      const ssize_t n = ::read(fd_, buf, sizeof buf);
+      if (n < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        if (errno == EAGAIN) {
+          break;
+        }
+        throw std::system_error(errno, std::generic_category(), "read inotify");
       }
-      if (errno == EAGAIN) {
-        break;
+      for (char* p = buf; p < buf + n;) {
+        auto* ev = reinterpret_cast<inotify_event*>(p);
+        p += sizeof(inotify_event) + ev->len;
+        if ((ev->mask & IN_Q_OVERFLOW) != 0) {
+          overflow = true;
+          continue;
+        }
+        auto it = pools_by_watch_.find(ev->wd);
+        if (it == pools_by_watch_.end() || ev->len == 0) {
+          continue;
+        }
+        found.emplace_back(it->second, std::string(ev->name));
       }
-      throw std::system_error(errno, std::generic_category(), "read inotify");
     }
-    for (char* p = buf; p < buf + n;) {
-      auto* ev = reinterpret_cast<inotify_event*>(p);
-      p += sizeof(inotify_event) + ev->len;
-      if ((ev->mask & IN_Q_OVERFLOW) != 0) {
-        overflow = true;
-        continue;
+    if (overflow) {
+      // Events were lost: look at every inbox again.
+      spdlog::warn("inotify queue overflowed: rescanning every inbox");
+      found.clear();
+      for (const auto& [pool, watch] : watches_) {
+        scan(pool, watch.second, found);
       }
-      auto it = pools_by_watch_.find(ev->wd);
-      if (it == pools_by_watch_.end() || ev->len == 0) {
-        continue;
-      }
-      handler_(it->second, std::string_view(ev->name));
     }
   }
-  if (overflow) {
-    // Events were lost: look at every inbox again.
-    spdlog::warn("inotify queue overflowed: rescanning every inbox");
-    for (const auto& [pool, watch] : watches_) {
-      scan(pool, watch.second);
-    }
+  for (const auto& [pool, name] : found) {
+    handler_(pool, name);
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -10,7 +11,8 @@
 namespace barista::runtime {
 
 /// Watches the pools' inbox folders with inotify and reports each file that is complete: closed
-/// after writing, or renamed into the folder (the `.x.tmp` then rename pattern).
+/// after writing, or renamed into the folder (the `.x.tmp` then rename pattern). Thread-safe;
+/// the handler runs without the watcher's lock held.
 class InboxWatcher {
  public:
   using Handler = std::function<void(const std::string& pool, std::string_view name)>;
@@ -31,9 +33,11 @@ class InboxWatcher {
   void handle_events();
 
  private:
-  void scan(const std::string& pool, const std::filesystem::path& inbox);
+  using Found = std::vector<std::pair<std::string, std::string>>;
+  static void scan(const std::string& pool, const std::filesystem::path& inbox, Found& out);
 
   Handler handler_;
+  std::mutex mutex_;
   int fd_ = -1;
   std::unordered_map<int, std::string> pools_by_watch_;
   std::unordered_map<std::string, std::pair<int, std::filesystem::path>> watches_;

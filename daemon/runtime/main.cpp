@@ -36,7 +36,7 @@ int run_daemon(const std::string& config_file, const std::optional<std::string>&
   set_up_logging(log_level.value_or(config.log_level));
   barista::runtime::Supervisor::block_signals();
   try {
-    barista::runtime::Supervisor supervisor(std::move(config));
+    barista::runtime::Supervisor supervisor(std::move(config), log_level);
     return supervisor.run();
   } catch (const barista::runtime::StartupError& e) {
     for (const auto& problem : e.problems()) {

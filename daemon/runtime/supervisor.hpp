@@ -1,14 +1,22 @@
 #pragma once
 
 #include "daemon/config/config.hpp"
+#include "daemon/control/control_server.hpp"
 #include "daemon/plugin/plugin_registry.hpp"
 #include "daemon/pool/pool.hpp"
 #include "daemon/runtime/inbox_watcher.hpp"
 
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace barista::runtime {
@@ -23,18 +31,27 @@ class StartupError : public std::runtime_error {
   std::vector<std::string> problems_;
 };
 
-/// Builds the pools of a config, resumes their unfinished batches, feeds them from their
-/// inboxes, and stops them. The daemon's main loop runs here.
+/// The outcome of one reload.
+struct ReloadOutcome {
+  bool ok = false;
+  std::uint64_t generation = 0;      ///< the config generation running afterwards
+  std::vector<std::string> changes;  ///< what changed, one line each
+  std::vector<std::string> errors;   ///< why it was rejected, `FILE:LINE:COL: message` each
+};
+
+/// Builds the pools of a config, resumes their unfinished batches, feeds them from their inboxes,
+/// answers the control socket, reloads the config, and stops. The daemon's main loop runs here.
 class Supervisor {
  public:
   /// Loads every plugin and creates every pool (one processor per worker). Throws StartupError.
-  explicit Supervisor(config::DaemonConfig config);
+  /// `log_level_override`: the --log-level given on the command line, which reloads keep.
+  Supervisor(config::DaemonConfig config, std::optional<std::string> log_level_override);
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
   ~Supervisor();
 
-  /// Runs until SIGTERM or SIGINT, then stops gracefully. The signals must be blocked in every
-  /// thread before any thread starts (see block_signals()). Returns the exit code.
+  /// Runs until SIGTERM or SIGINT, then stops gracefully; SIGHUP reloads. The signals must be
+  /// blocked in every thread before any thread starts (see block_signals()). Returns the exit code.
   int run();
 
   /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (and threads it starts later), so
@@ -42,11 +59,47 @@ class Supervisor {
   static void block_signals();
 
  private:
+  using PoolMap = std::map<std::string, std::shared_ptr<pool::Pool>>;
+
+  // reload (supervisor.cpp)
+  std::uint64_t request_reload();
+  ReloadOutcome wait_reload(std::uint64_t ticket);
+  void reload_loop();
+  ReloadOutcome reload();
   void stop();
 
-  config::DaemonConfig config_;
+  // control requests (control_handlers.cpp)
+  void handle(const control::Request& request, control::Connection& conn);
+  void handle_submit(const control::Request& request, control::Connection& conn);
+  void handle_status(control::Connection& conn);
+  void handle_cancel(const control::Request& request, control::Connection& conn);
+  void handle_results(const control::Request& request, control::Connection& conn);
+  void handle_wait(const control::Request& request, control::Connection& conn);
+  void handle_reload(control::Connection& conn);
+
+  [[nodiscard]] std::shared_ptr<pool::Pool> find_pool(const std::string& name) const;
+  [[nodiscard]] PoolMap pools() const;
+  [[nodiscard]] std::string status_line() const;
+
+  const std::filesystem::path config_file_;
+  config::DaemonConfig config_;  // the running config; written by reloads under pools_mutex_
+  std::optional<std::string> log_level_override_;
   plugin::PluginRegistry registry_;
-  std::map<std::string, std::unique_ptr<pool::Pool>> pools_;
+
+  mutable std::shared_mutex pools_mutex_;
+  PoolMap pools_;
+  std::map<std::string, std::thread> draining_;  // removed pools finishing their running jobs
+  std::unique_ptr<InboxWatcher> watcher_;
+  std::unique_ptr<control::ControlServer> control_;
+
+  std::mutex reload_mutex_;
+  std::condition_variable reload_cv_;
+  std::uint64_t reload_requested_ = 0;
+  std::uint64_t reload_done_ = 0;
+  ReloadOutcome last_reload_;
+  std::atomic<std::uint64_t> generation_{1};
+  bool stopping_ = false;
+  std::thread reload_thread_;
 };
 
 }  // namespace barista::runtime

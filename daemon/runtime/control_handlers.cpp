@@ -1,0 +1,284 @@
+// The answers to control-socket requests (the `barista` CLI's verbs).
+#include "daemon/common/fs.hpp"
+#include "daemon/common/json.hpp"
+#include "daemon/runtime/supervisor.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+namespace barista::runtime {
+namespace {
+
+using control::error_reply;
+namespace fs = std::filesystem;
+
+constexpr int kUnknown = 1;  // unknown batch, rejected reload
+constexpr int kRefused = 3;
+constexpr auto kProgressInterval = std::chrono::milliseconds(200);
+
+std::string json_quoted(std::string_view s) {
+  std::string out;
+  common::append_json_string(out, s);
+  return out;
+}
+
+// A batch's folder, wherever it is in its pool's spool: active/, done/ or failed/.
+struct Located {
+  std::shared_ptr<pool::Pool> pool;
+  std::shared_ptr<batch::Batch> active;  // while it runs
+  fs::path dir;
+};
+
+std::optional<Located> locate(const std::map<std::string, std::shared_ptr<pool::Pool>>& pools,
+                              const std::string& id) {
+  if (id.empty() || id.find('/') != std::string::npos || id == "." || id == "..") {
+    return std::nullopt;
+  }
+  for (const auto& [name, p] : pools) {
+    if (auto b = p->find_batch(id); b && !b->finished()) {
+      return Located{p, b, b->dir()};
+    }
+  }
+  for (const auto& [name, p] : pools) {
+    for (const auto& dir : {p->spool().done() / id, p->spool().failed() / id}) {
+      std::error_code ec;
+      if (fs::exists(dir / "summary.json", ec)) {
+        return Located{p, nullptr, dir};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+bool valid_batch_name(std::string_view name) {
+  return !name.empty() && name.size() <= 200 && name.front() != '.' &&
+         name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
+}
+
+// A summary for a batch that is still running: the counts so far.
+std::string running_summary(const batch::Batch& b) {
+  const auto c = b.counts();
+  return fmt::format(
+      R"({{"batch":{},"pool":{},"state":"running","jobs":{},"ok":{},"failed":{},"timeout":{},"cancelled":{},"invalid":{},"read_all":{}}})",
+      json_quoted(b.id()), json_quoted(b.info().pool), b.jobs_read(), c.ok, c.failed, c.timeout,
+      c.cancelled, c.invalid, b.read_all() ? "true" : "false");
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) {
+    s.pop_back();
+  }
+  return s;
+}
+
+}  // namespace
+
+void Supervisor::handle(const control::Request& request, control::Connection& conn) {
+  const auto& cmd = request.cmd;
+  if (cmd == "submit") {
+    handle_submit(request, conn);
+  } else if (cmd == "status") {
+    handle_status(conn);
+  } else if (cmd == "cancel") {
+    handle_cancel(request, conn);
+  } else if (cmd == "results") {
+    handle_results(request, conn);
+  } else if (cmd == "wait") {
+    handle_wait(request, conn);
+  } else if (cmd == "reload") {
+    handle_reload(conn);
+  } else {
+    conn.write(error_reply(kRefused, fmt::format("unknown command '{}'", cmd)));
+  }
+}
+
+void Supervisor::handle_submit(const control::Request& request, control::Connection& conn) {
+  auto p = find_pool(request.pool);
+  if (!p) {
+    std::vector<std::string> names;
+    for (const auto& [name, pool] : pools()) {
+      names.push_back(name);
+    }
+    conn.write(error_reply(kRefused, fmt::format("unknown pool '{}' (pools: {})", request.pool,
+                                                 fmt::join(names, ", "))));
+    return;
+  }
+  if (!valid_batch_name(request.name)) {
+    conn.write(error_reply(kRefused, fmt::format("invalid batch name '{}'", request.name)));
+    return;
+  }
+  // Temp file, fsync, rename, fsync the folder: the batch survives a crash once we answer.
+  const auto tmp = p->spool().inbox() /
+                   fmt::format(".submit-{}-{:x}.tmp", ::getpid(), std::random_device{}());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    conn.write(error_reply(kRefused, fmt::format("cannot store the batch in {}: {}",
+                                                 p->spool().inbox().string(), std::strerror(errno))));
+    return;
+  }
+  std::string write_error;
+  std::uint64_t bytes = 0;
+  const bool received = conn.read_body([&](std::string_view data) {
+    while (!data.empty()) {
+      const ssize_t n = ::write(fd, data.data(), data.size());
+      if (n < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        write_error = std::strerror(errno);
+        return false;
+      }
+      data.remove_prefix(static_cast<std::size_t>(n));
+      bytes += static_cast<std::uint64_t>(n);
+    }
+    return true;
+  });
+  const bool synced = write_error.empty() && ::fsync(fd) == 0;
+  if (write_error.empty() && !synced) {
+    write_error = std::strerror(errno);
+  }
+  ::close(fd);
+  if (!received || !write_error.empty()) {
+    ::unlink(tmp.c_str());
+    conn.write(error_reply(kRefused, write_error.empty()
+                                         ? std::string("the client went away before the whole batch arrived")
+                                         : "cannot store the batch: " + write_error));
+    return;
+  }
+  try {
+    const auto id = p->accept_submission(tmp, request.name);
+    spdlog::info("pool '{}': batch '{}' submitted ({} bytes)", p->name(), id, bytes);
+    conn.write(fmt::format(R"({{"ok":true,"batch":{},"pool":{}}})", json_quoted(id), json_quoted(p->name())) +
+               "\n");
+  } catch (const std::exception& e) {
+    ::unlink(tmp.c_str());
+    conn.write(error_reply(kRefused, e.what()));
+  }
+}
+
+void Supervisor::handle_status(control::Connection& conn) {
+  std::string out = R"({"ok":true,"pools":[)";
+  std::string batches;
+  bool first = true;
+  bool first_batch = true;
+  for (const auto& [name, p] : pools()) {
+    const auto s = p->status();
+    fmt::format_to(std::back_inserter(out),
+                   R"({}{{"name":{},"plugin":{},"workers":{},"busy":{},"queued":{},"on_error":"{}","abandoned":{}}})",
+                   first ? "" : ",", json_quoted(s.name), json_quoted(s.plugin), s.workers, s.busy, s.queued,
+                   s.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue",
+                   s.abandoned);
+    first = false;
+    for (const auto& b : p->batches()) {
+      fmt::format_to(std::back_inserter(batches),
+                     R"({}{{"batch":{},"pool":{},"done":{},"total":{},"failed":{}}})",
+                     first_batch ? "" : ",", json_quoted(b.batch), json_quoted(b.pool), b.done, b.total,
+                     b.failed);
+      first_batch = false;
+    }
+  }
+  fmt::format_to(std::back_inserter(out), R"(],"batches":[{}],"generation":{}}})", batches,
+                 generation_.load());
+  conn.write(out + "\n");
+}
+
+void Supervisor::handle_cancel(const control::Request& request, control::Connection& conn) {
+  auto where = locate(pools(), request.batch);
+  if (!where) {
+    conn.write(error_reply(kUnknown, fmt::format("unknown batch '{}'", request.batch)));
+    return;
+  }
+  if (!where->active) {
+    conn.write(error_reply(kUnknown, fmt::format("batch '{}' has already finished", request.batch)));
+    return;
+  }
+  // The mark makes the cancellation outlive a restart: recovery reads it.
+  common::write_file_durably(where->dir / "cancelled", "cancelled by barista cancel\n");
+  where->active->cancel();
+  spdlog::warn("batch '{}' (pool '{}') cancelled on request", request.batch, where->pool->name());
+  conn.write(R"({"ok":true})" "\n");
+}
+
+void Supervisor::handle_results(const control::Request& request, control::Connection& conn) {
+  auto where = locate(pools(), request.batch);
+  if (!where) {
+    conn.write(error_reply(kUnknown, fmt::format("unknown batch '{}'", request.batch)));
+    return;
+  }
+  if (request.summary) {
+    const std::string summary = where->active ? running_summary(*where->active)
+                                              : trimmed(common::read_file(where->dir / "summary.json"));
+    conn.write(R"({"ok":true})" "\n" + summary + "\n");
+    return;
+  }
+  if (where->active) {
+    where->active->flush(false);  // what has been recorded so far
+  }
+  conn.write(R"({"ok":true})" "\n");
+  const int fd = ::open((where->dir / "results.jsonl").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return;  // moved between the look and the open: the client sees what it got
+  }
+  std::vector<char> buf(256 * 1024);
+  for (;;) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n <= 0 || !conn.write(std::string_view(buf.data(), static_cast<std::size_t>(n)))) {
+      break;
+    }
+  }
+  ::close(fd);
+}
+
+void Supervisor::handle_wait(const control::Request& request, control::Connection& conn) {
+  for (;;) {
+    auto where = locate(pools(), request.batch);
+    if (!where) {
+      conn.write(error_reply(kUnknown, fmt::format("unknown batch '{}'", request.batch)));
+      return;
+    }
+    if (!where->active) {
+      const auto summary = trimmed(common::read_file(where->dir / "summary.json"));
+      conn.write(R"({"ok":true,"summary":)" + summary + "}\n");
+      return;
+    }
+    const auto c = where->active->counts();
+    const auto line = fmt::format(
+        R"({{"progress":{{"done":{},"total":{},"failed":{},"read_all":{}}}}})", c.total(),
+        where->active->jobs_read(), c.failed + c.timeout + c.invalid,
+        where->active->read_all() ? "true" : "false");
+    if (!conn.write(line + "\n") || conn.client_gone()) {
+      return;  // the client stopped waiting: nothing else to do
+    }
+    if (control_->stopping()) {
+      conn.write(error_reply(kRefused, "baristad is stopping"));
+      return;
+    }
+    std::this_thread::sleep_for(kProgressInterval);
+  }
+}
+
+void Supervisor::handle_reload(control::Connection& conn) {
+  const auto outcome = wait_reload(request_reload());
+  std::string out = fmt::format(R"({{"ok":{},"generation":{},"code":{},"changes":[)",
+                                outcome.ok ? "true" : "false", outcome.generation,
+                                outcome.ok ? 0 : kUnknown);
+  for (std::size_t i = 0; i < outcome.changes.size(); ++i) {
+    out += (i == 0 ? "" : ",") + json_quoted(outcome.changes[i]);
+  }
+  out += R"(],"errors":[)";
+  for (std::size_t i = 0; i < outcome.errors.size(); ++i) {
+    out += (i == 0 ? "" : ",") + json_quoted(outcome.errors[i]);
+  }
+  out += "]}\n";
+  conn.write(out);
+}
+
+}  // namespace barista::runtime
