@@ -38,13 +38,20 @@ struct RedisConfig {
   std::string consumer;  // default: the host name
   milliseconds claim_after{30'000};
   milliseconds results_ttl{7LL * 24 * 3600 * 1000};
+  // `url` taken apart by the loader (redis://[:password@]host:port[/db]):
+  std::string host;      ///< as written; an IPv6 address keeps its brackets
+  int port = 6379;       ///< 1-65535
+  int db = 0;            ///< 0 when the url has no /db
+  std::string password;  ///< empty when the url has none
   bool operator==(const RedisConfig&) const = default;
 };
 
 /// One entry of `pools:`, typed and validated. Defaults are the contract's.
 struct PoolConfig {
   std::string name;
-  std::string plugin;  ///< as written: a name looked up in plugin_path, or an absolute path
+  /// A name looked up as NAME.so in plugin_path, or an absolute path (a path written relative,
+  /// with a '/', is resolved against the config file's folder).
+  std::string plugin;
   int workers = 1;
   std::size_t queue = 64;
   OnError on_error = OnError::kContinue;

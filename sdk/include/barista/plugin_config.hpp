@@ -39,6 +39,8 @@ class ConfigError : public std::runtime_error {
   int column_;
 };
 
+struct ConfigEntry;
+
 /// One value of the `config:` tree: a scalar (kept as its text), a list or a map.
 struct ConfigValue {
   enum class Kind { kNull, kScalar, kList, kMap };
@@ -46,9 +48,16 @@ struct ConfigValue {
   Kind kind = Kind::kNull;
   std::string scalar;                                    ///< the text of a scalar
   std::vector<ConfigValue> items;                        ///< the elements of a list
-  std::vector<std::pair<std::string, ConfigValue>> map;  ///< the entries of a map, in file order
+  std::vector<ConfigEntry> map;                          ///< the entries of a map, in file order
   int line = 0;                                          ///< 1-based; 0 when unknown
   int column = 0;                                        ///< 1-based; 0 when unknown
+};
+
+/// One key of a map value. (A struct, not std::pair: a pair of an incomplete type does not
+/// compile with every standard library.)
+struct ConfigEntry {
+  std::string first;   ///< the key
+  ConfigValue second;  ///< its value
 };
 
 /// The pool's `config:` map. Accessors return the fallback when the key is absent and throw
