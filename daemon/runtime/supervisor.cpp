@@ -150,6 +150,22 @@ Supervisor::Supervisor(config::DaemonConfig config, std::optional<std::string> l
   for (auto& plan : plans) {
     pools_.emplace(plan.config.name, std::move(plan.pool));
   }
+  if (config_.metrics) {
+    try {
+      metrics_ = std::make_unique<Metrics>(*config_.metrics, [this] { return metric_views(); },
+                                           generation_.load());
+    } catch (const std::exception& e) {
+      throw StartupError({fmt::format("{}: {}", config_.file.string(), e.what())});
+    }
+  }
+}
+
+std::vector<Metrics::PoolView> Supervisor::metric_views() const {
+  std::vector<Metrics::PoolView> views;
+  for (const auto& [name, p] : pools()) {
+    views.push_back(Metrics::view(p));
+  }
+  return views;
 }
 
 Supervisor::~Supervisor() = default;
@@ -272,6 +288,9 @@ void Supervisor::reload_loop() {
     } catch (const std::exception& e) {
       outcome.errors.push_back(fmt::format("reload failed: {}", e.what()));
     }
+    if (metrics_) {
+      outcome.ok ? metrics_->reload_applied(outcome.generation) : metrics_->reload_rejected();
+    }
     lock.lock();
     last_reload_ = std::move(outcome);
     reload_done_ = covers;
@@ -313,6 +332,22 @@ ReloadOutcome Supervisor::reload() {
   if (out.errors.empty()) {
     registry_.set_plugin_path(next.plugin_path);
     plans = plan_pools(next, pools(), registry_, out.errors);
+    if (out.errors.empty() && next.metrics != config_.metrics) {
+      // The new endpoint is bound before the old one goes: a reload that cannot serve metrics
+      // where asked is rejected, and the old endpoint stays.
+      try {
+        if (!next.metrics) {
+          metrics_.reset();
+        } else if (metrics_) {
+          metrics_->listen(*next.metrics);
+        } else {
+          metrics_ = std::make_unique<Metrics>(*next.metrics, [this] { return metric_views(); },
+                                               generation_.load());
+        }
+      } catch (const std::exception& e) {
+        out.errors.push_back(fmt::format("{}: {}", next.file.string(), e.what()));
+      }
+    }
     if (!out.errors.empty()) {
       registry_.set_plugin_path(config_.plugin_path);
     }
@@ -413,6 +448,7 @@ void Supervisor::stop() {
       t.join();
     }
   }
+  metrics_.reset();
   spdlog::info("baristad stopped");
 }
 

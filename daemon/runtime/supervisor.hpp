@@ -5,6 +5,7 @@
 #include "daemon/plugin/plugin_registry.hpp"
 #include "daemon/pool/pool.hpp"
 #include "daemon/runtime/inbox_watcher.hpp"
+#include "daemon/runtime/metrics.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -80,6 +81,7 @@ class Supervisor {
   [[nodiscard]] std::shared_ptr<pool::Pool> find_pool(const std::string& name) const;
   [[nodiscard]] PoolMap pools() const;
   [[nodiscard]] std::string status_line() const;
+  [[nodiscard]] std::vector<Metrics::PoolView> metric_views() const;
 
   const std::filesystem::path config_file_;
   config::DaemonConfig config_;  // the running config; written by reloads under pools_mutex_
@@ -100,6 +102,8 @@ class Supervisor {
   std::atomic<std::uint64_t> generation_{1};
   bool stopping_ = false;
   std::thread reload_thread_;
+  // Last, so that it goes first: scrapes end before the pools they read.
+  std::unique_ptr<Metrics> metrics_;
 };
 
 }  // namespace barista::runtime
