@@ -386,7 +386,9 @@ void Pool::finish_batch(const std::shared_ptr<batch::Batch>& b) {
 
 void Pool::monitor_loop() {
   std::unique_lock lock(monitor_mutex_);
+  last_tick_ns_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   while (!monitor_cv_.wait_for(lock, kMonitorTick, [&] { return stopping_.load(); })) {
+    last_tick_ns_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     std::vector<std::shared_ptr<batch::Batch>> batches;
     {
       std::lock_guard pool_lock(mutex_);
@@ -574,6 +576,14 @@ PoolStatus Pool::status() const {
   s.abandoned = abandoned_.load(std::memory_order_relaxed);
   s.on_error = current->config.on_error;
   return s;
+}
+
+bool Pool::alive(Clock::duration limit) const {
+  if (!started_.load() || stopping_.load()) {
+    return true;
+  }
+  const auto last = Clock::time_point(Clock::duration(last_tick_ns_.load(std::memory_order_relaxed)));
+  return Clock::now() - last < limit;
 }
 
 std::shared_ptr<batch::Batch> Pool::find_batch(std::string_view id) const {

@@ -102,6 +102,9 @@ class Pool {
   [[nodiscard]] std::vector<BatchStatus> batches() const;
   /// The active batch with this id, or nullptr.
   [[nodiscard]] std::shared_ptr<batch::Batch> find_batch(std::string_view id) const;
+  /// False when the pool's housekeeping thread has not ticked for `limit` (it is wedged): the
+  /// systemd watchdog stops pinging. A pool that is stopping counts as alive.
+  [[nodiscard]] bool alive(std::chrono::steady_clock::duration limit) const;
   /// Running totals for the metrics.
   [[nodiscard]] const batch::JobCounters& counters() const noexcept { return *counters_; }
 
@@ -165,6 +168,7 @@ class Pool {
   std::mutex claim_mutex_;  // one claim at a time: ids are picked by looking at the spool
 
   std::atomic<bool> started_{false};
+  std::atomic<std::int64_t> last_tick_ns_{0};  // steady clock, by the housekeeping thread
   std::atomic<bool> stopping_{false};   // no new jobs start
   std::atomic<bool> discard_{false};    // graceful stop timed out: results are discarded
   std::atomic<std::uint64_t> abandoned_{0};

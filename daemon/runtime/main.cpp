@@ -39,8 +39,9 @@ int run_daemon(const std::string& config_file, const std::optional<std::string>&
     barista::runtime::Supervisor supervisor(std::move(config), log_level);
     return supervisor.run();
   } catch (const barista::runtime::StartupError& e) {
+    // Printed bare, like config errors, so that FILE:LINE:COL lines are easy to act on.
     for (const auto& problem : e.problems()) {
-      spdlog::critical("{}", problem);
+      std::cerr << problem << '\n';
     }
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());

@@ -219,6 +219,12 @@ int Supervisor::run() {
     watcher_->watch(name, p->spool().inbox());
   }
   reload_thread_ = std::thread([this] { reload_loop(); });
+  // WATCHDOG=1 only while every pool's housekeeping thread keeps ticking (every 50 ms).
+  watchdog_ = std::make_unique<Watchdog>([this] {
+    const auto all = pools();
+    return std::all_of(all.begin(), all.end(),
+                       [](const auto& entry) { return entry.second->alive(std::chrono::seconds(10)); });
+  });
   notify_systemd("READY=1\n" + status_line());
   spdlog::info("baristad ready: {} pools, spool {}, control socket {}", pools_.size(),
                config_.spool.string(), config_.control_socket.string());
@@ -449,6 +455,7 @@ void Supervisor::stop() {
     }
   }
   metrics_.reset();
+  watchdog_.reset();
   spdlog::info("baristad stopped");
 }
 

@@ -6,6 +6,7 @@
 #include "daemon/pool/pool.hpp"
 #include "daemon/runtime/inbox_watcher.hpp"
 #include "daemon/runtime/metrics.hpp"
+#include "daemon/runtime/watchdog.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -102,6 +103,7 @@ class Supervisor {
   std::atomic<std::uint64_t> generation_{1};
   bool stopping_ = false;
   std::thread reload_thread_;
+  std::unique_ptr<Watchdog> watchdog_;
   // Last, so that it goes first: scrapes end before the pools they read.
   std::unique_ptr<Metrics> metrics_;
 };
