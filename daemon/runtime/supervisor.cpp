@@ -390,12 +390,9 @@ ReloadOutcome Supervisor::reload() {
     for (auto& [name, p] : removed) {
       watcher_->unwatch(name);
       out.changes.push_back(fmt::format("removed pool '{}'", name));
-      auto& slot = draining_[name];
-      if (slot.joinable()) {
-        slot.join();
-      }
       // It takes no new batch; its running jobs finish; its unstarted jobs stay in active/.
-      slot = std::thread([p = p, timeout] { p->stop(timeout); });
+      // A pool removed twice without being re-added cannot be: a removed pool is not in pools_.
+      draining_[name] = std::thread([p = p, timeout] { p->stop(timeout); });
     }
   }
   for (auto& plan : plans) {
@@ -404,15 +401,20 @@ ReloadOutcome Supervisor::reload() {
       out.changes.push_back(fmt::format("pool '{}': {}", name, plan.change));
       find_pool(name)->reconfigure(plan.config, plan.library, std::move(plan.processors));
     } else if (plan.kind == PoolPlan::Kind::kAdd) {
-      std::unique_lock lock(pools_mutex_);
-      auto drain = draining_.find(name);
-      if (drain != draining_.end()) {
-        // The pool was removed earlier and comes back: its old self must let go of its batches
-        // before they are resumed here.
-        drain->second.join();
-        draining_.erase(drain);
+      std::thread drain;
+      {
+        std::unique_lock lock(pools_mutex_);
+        if (auto it = draining_.find(name); it != draining_.end()) {
+          drain = std::move(it->second);
+          draining_.erase(it);
+        }
       }
-      lock.unlock();
+      // The pool was removed earlier and comes back: its old self must let go of its batches
+      // before they are resumed here. Joined without the pool lock, which status and the
+      // watchdog need.
+      if (drain.joinable()) {
+        drain.join();
+      }
       plan.pool->recover();
       plan.pool->start();
       watcher_->watch(name, plan.pool->spool().inbox());
