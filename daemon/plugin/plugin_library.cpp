@@ -8,9 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <map>
+#include <mutex>
 #include <vector>
 
 #include <fmt/format.h>
@@ -44,18 +48,20 @@ std::string sha256_hex(const std::vector<std::uint8_t>& bytes) {
 void check_ownership(const std::string& who, const std::filesystem::path& file,
                      const struct stat& st, const char* what) {
   if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
-    refuse(who, file, fmt::format("{} is owned by uid {}, neither root nor the daemon's uid {}",
-                                  what, st.st_uid, ::geteuid()));
+    refuse(who, file,
+           fmt::format("{} is owned by uid {}, neither root nor the daemon's uid {}", what,
+                       st.st_uid, ::geteuid()));
   }
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
-    refuse(who, file, fmt::format("{} is writable by group or others (mode {:o})", what,
-                                  st.st_mode & 07777));
+    refuse(who, file,
+           fmt::format("{} is writable by group or others (mode {:o})", what, st.st_mode & 07777));
   }
 }
 
 std::vector<std::uint8_t> read_plugin_file(const std::string& who,
                                            const std::filesystem::path& file) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
     refuse(who, file, err == ENOENT ? std::string("file not found") : std::strerror(err));
@@ -88,11 +94,23 @@ std::vector<std::uint8_t> read_plugin_file(const std::string& who,
       continue;
     }
     if (n <= 0) {
-      refuse(who, file, n == 0 ? std::string("file shrank while being read") : std::strerror(errno));
+      refuse(who, file,
+             n == 0 ? std::string("file shrank while being read") : std::strerror(errno));
     }
     done += static_cast<std::size_t>(n);
   }
   return bytes;
+}
+
+// True when `file` holds exactly `bytes`.
+bool has_contents(const std::filesystem::path& file, const std::vector<std::uint8_t>& bytes) {
+  std::error_code ec;
+  if (std::filesystem::file_size(file, ec) != bytes.size() || ec) {
+    return false;
+  }
+  std::ifstream in(file, std::ios::binary);
+  return in && std::equal(bytes.begin(), bytes.end(), std::istreambuf_iterator<char>(in),
+                          [](std::uint8_t b, char c) { return b == static_cast<std::uint8_t>(c); });
 }
 
 // Writes the verified bytes to CACHE/<digest>.so once and returns that path: the same contents
@@ -104,23 +122,73 @@ std::filesystem::path private_copy(const std::string& who, const std::filesystem
   std::error_code ec;
   std::filesystem::create_directories(cache_dir, ec);
   auto target = cache_dir / (digest + ".so");
-  if (std::filesystem::exists(target, ec)) {
+  // The name promises the contents, but a crash before the copy reached the disk can leave the
+  // name with an empty or partial file: check rather than trust it.
+  if (has_contents(target, bytes)) {
     return target;
   }
-  auto tmp = cache_dir / fmt::format(".{}.{}.tmp", digest, ::getpid());
+  // One temporary name per call: threads loading the same new plugin must not share one.
+  static std::atomic<unsigned> serial{0};
+  auto tmp = cache_dir / fmt::format(".{}.{}.{}.tmp", digest, ::getpid(), serial++);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
+    out.close();
     if (!out) {
+      std::filesystem::remove(tmp, ec);
       refuse(who, file, fmt::format("cannot write a private copy to {}", cache_dir.string()));
     }
   }
-  std::filesystem::permissions(tmp, std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec, ec);
+  std::filesystem::permissions(
+      tmp, std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec, ec);
+  // A concurrent load of the same contents may rename its own copy first: same bytes, no harm.
   std::filesystem::rename(tmp, target, ec);
   if (ec) {
-    refuse(who, file, fmt::format("cannot place a private copy in {}: {}", cache_dir.string(), ec.message()));
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    refuse(who, file,
+           fmt::format("cannot place a private copy in {}: {}", cache_dir.string(), ec.message()));
   }
   return target;
+}
+
+// dlopen() caches by path: while a library is loaded, opening its path again returns it, even if
+// the file was replaced since. Loading in place (no cache folder) must therefore refuse a path
+// whose loaded contents differ from the file's, or the old code would run under the new manifest.
+// Remembers the digest each path was last loaded in place with.
+class InPlaceLoads {
+ public:
+  // Throws when `path` is still loaded with contents other than `digest`.
+  void check(const std::string& who, const std::filesystem::path& path, const std::string& digest) {
+    // As Boost.DLL does: a bare file name means the current folder, not the library search path.
+    const auto name = path.has_parent_path() ? path : std::filesystem::path(".") / path;
+    void* handle = ::dlopen(name.c_str(), RTLD_LAZY | RTLD_NOLOAD);
+    if (handle == nullptr) {
+      return;
+    }
+    ::dlclose(handle);
+    std::lock_guard lock(mutex_);
+    auto it = digests_.find(path);
+    if (it != digests_.end() && it->second != digest) {
+      refuse(who, path,
+             "the file changed on disk while its previous contents are still loaded from the same "
+             "path; load it through a cache folder");
+    }
+  }
+  void loaded(const std::filesystem::path& path, const std::string& digest) {
+    std::lock_guard lock(mutex_);
+    digests_[path] = digest;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::filesystem::path, std::string> digests_;
+};
+
+InPlaceLoads& in_place_loads() {
+  static InPlaceLoads loads;
+  return loads;
 }
 
 }  // namespace
@@ -132,9 +200,10 @@ std::shared_ptr<const PluginLibrary> PluginLibrary::open(const std::filesystem::
 
   auto manifest = read_elf_manifest(bytes);
   if (auto* problem = std::get_if<ManifestProblem>(&manifest)) {
-    refuse(who, file, problem->kind == ManifestProblem::Kind::kNotSharedLibrary
-                          ? "not a shared library: " + problem->detail
-                          : "not a Barista plugin: " + problem->detail);
+    refuse(who, file,
+           problem->kind == ManifestProblem::Kind::kNotSharedLibrary
+               ? "not a shared library: " + problem->detail
+               : "not a Barista plugin: " + problem->detail);
   }
   const auto& m = std::get<PluginManifest>(manifest);
   if (m.name[0] != '\0') {
@@ -150,6 +219,9 @@ std::shared_ptr<const PluginLibrary> PluginLibrary::open(const std::filesystem::
   lib->version_ = m.version;
   lib->digest_ = sha256_hex(bytes);
 
+  if (cache_dir.empty()) {
+    in_place_loads().check(who, file, lib->digest_);
+  }
   const auto load_from =
       cache_dir.empty() ? file : private_copy(who, file, cache_dir, bytes, lib->digest_);
   boost::dll::fs::error_code ec;
@@ -158,7 +230,11 @@ std::shared_ptr<const PluginLibrary> PluginLibrary::open(const std::filesystem::
                      boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
   if (ec || !lib->library_.is_loaded()) {
     const char* reason = ::dlerror();
-    refuse(who, file, fmt::format("cannot be loaded: {}", reason != nullptr ? reason : ec.message()));
+    refuse(who, file,
+           fmt::format("cannot be loaded: {}", reason != nullptr ? reason : ec.message()));
+  }
+  if (cache_dir.empty()) {
+    in_place_loads().loaded(file, lib->digest_);
   }
   if (!lib->library_.has(kFactorySymbol)) {
     refuse(who, file, fmt::format("exports no factory ({})", kFactorySymbol));
@@ -171,8 +247,10 @@ ProcessorHandle PluginLibrary::create(const PluginConfig& config) const {
   std::unique_ptr<Processor> processor;
   try {
     factory_(config, processor);
-  } catch (const ConfigError&) {
-    throw;
+  } catch (const ConfigError& e) {
+    // Rethrow a copy made here: the plugin's exception object (its vtable, its destructor) is
+    // code of the plugin, which may be unloaded before the caller's handler runs.
+    throw ConfigError(e.key(), e.what(), e.line(), e.column());
   } catch (const std::exception& e) {
     refuse(name_, path_, fmt::format("factory failed: {}", e.what()));
   } catch (...) {

@@ -19,6 +19,9 @@ function(barista_add_plugin name)
     target_link_libraries(${name} PRIVATE ${ARG_LIBRARIES})
   endif()
   target_compile_features(${name} PRIVATE cxx_std_20)
+  # Without it GCC marks some inline statics STB_GNU_UNIQUE, and glibc then never unloads the
+  # plugin: old versions would pile up across reloads.
+  target_compile_options(${name} PRIVATE $<$<CXX_COMPILER_ID:GNU>:-fno-gnu-unique>)
   set_target_properties(${name} PROPERTIES
     PREFIX ""
     OUTPUT_NAME "${name}"

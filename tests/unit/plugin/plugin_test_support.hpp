@@ -1,0 +1,64 @@
+#pragma once
+
+// Helpers shared by the plugin loader tests: temporary folders and copies of fixture plugins.
+
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace barista::plugin::testing {
+
+/// A fresh private folder under the system temp dir, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "barista-plugin-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw std::runtime_error("mkdtemp failed");
+    }
+    path_ = pattern;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+  [[nodiscard]] std::filesystem::path operator/(const std::string& name) const {
+    return path_ / name;
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// A built fixture plugin, e.g. fixture("fx_crash") -> BARISTA_FIXTURE_DIR/fx_crash.so.
+inline std::filesystem::path fixture(const std::string& name) {
+  return std::filesystem::path(BARISTA_FIXTURE_DIR) / (name + ".so");
+}
+
+/// Copies `from` to `to` with mode 0755, whatever the umask, so that only the mode a test sets
+/// afterwards decides whether the loader trusts the file.
+inline void install_copy(const std::filesystem::path& from, const std::filesystem::path& to) {
+  std::filesystem::create_directories(to.parent_path());
+  std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
+  ::chmod(to.c_str(), 0755);
+}
+
+/// Copies `from` over `to` the way an operator should replace a plugin in use: write a new file
+/// beside it, then rename it over the old one (so the old inode, possibly mapped, is untouched).
+inline void replace_by_rename(const std::filesystem::path& from, const std::filesystem::path& to) {
+  auto tmp = to;
+  tmp += ".new";
+  install_copy(from, tmp);
+  std::filesystem::rename(tmp, to);
+}
+
+}  // namespace barista::plugin::testing
