@@ -1,6 +1,8 @@
 // barista: the control CLI. Each verb is a subcommand set up by its own add_*() function, which
 // registers what to run once the command line has been parsed.
 
+#include "daemon/cli/cli_error.hpp"
+#include "daemon/cli/verbs.hpp"
 #include "daemon/runtime/check_config.hpp"
 
 #include <barista/abi.hpp>
@@ -14,20 +16,17 @@
 
 namespace {
 
-/// What main() runs after parsing; returns the exit code.
-using Action = std::function<int()>;
-
-/// Usage errors exit with EX_USAGE (sysexits.h), apart from the codes 0-3 that the verbs give
-/// meaning to (`submit --wait` exits 2 for a cancelled batch).
-constexpr int kUsageExit = 64;
+using barista::cli::Action;
 
 void add_check_config(CLI::App& app, Action& action) {
-  auto* cmd = app.add_subcommand(
-      "check-config",
-      "Validate a config file: parse it, load every plugin, create one processor per pool. "
-      "Prints FILE: ok (exit 0) or each error as FILE:LINE:COL: message (exit 1).");
+  auto* cmd =
+      app.add_subcommand("check-config", "Validate a config file as baristad --check-config does");
+  cmd->footer(
+      "Parses the file, loads every plugin and creates one processor per pool. Prints FILE: ok "
+      "(exit 0) or each error as FILE:LINE:COL: message on stderr (exit 1).");
   auto file = std::make_shared<std::string>();
   cmd->add_option("FILE", *file, "the config file")->required();
+  cmd->fallthrough();
   cmd->callback([&action, file] {
     action = [file] { return barista::runtime::run_check_config(*file, std::cout, std::cerr); };
   });
@@ -45,16 +44,37 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", version_text(), "Print the version and the SDK ABI");
   app.require_subcommand(1);
 
-  // The daemon-facing verbs (submit, status, cancel, reload, results) join here, each with its
-  // add_*() function, together with the global --socket and --config they share.
+  // Options of every verb, accepted before or after it (the subcommands fall through to here).
+  barista::cli::GlobalOptions globals;
+  app.add_option("--socket", globals.socket,
+                 "baristad's control socket (default: $BARISTA_SOCKET, else the control_socket of "
+                 "--config, else /run/barista/barista.sock)")
+      ->type_name("PATH");
+  app.add_option("--config", globals.config, "a baristad config file whose control_socket to use")
+      ->type_name("FILE");
+
   Action action;
+  barista::cli::add_submit(app, globals, action);
+  barista::cli::add_status(app, globals, action);
+  barista::cli::add_cancel(app, globals, action);
+  barista::cli::add_results(app, globals, action);
+  barista::cli::add_reload(app, globals, action);
   add_check_config(app, action);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
-    return code == 0 ? 0 : kUsageExit;
+    return code == 0 ? 0 : barista::cli::kExitUsage;
   }
-  return action ? action() : kUsageExit;
+  if (!action) {
+    return barista::cli::kExitUsage;
+  }
+  try {
+    return action();
+  } catch (const barista::cli::CliError& e) {
+    std::cout.flush();
+    std::cerr << "barista: " << e.what() << '\n';
+    return e.code();
+  }
 }

@@ -179,9 +179,9 @@ void Supervisor::handle_status(control::Connection& conn) {
     first = false;
     for (const auto& b : p->batches()) {
       fmt::format_to(std::back_inserter(batches),
-                     R"({}{{"batch":{},"pool":{},"done":{},"total":{},"failed":{}}})",
+                     R"({}{{"batch":{},"pool":{},"done":{},"total":{},"failed":{},"read_all":{}}})",
                      first_batch ? "" : ",", json_quoted(b.batch), json_quoted(b.pool), b.done, b.total,
-                     b.failed);
+                     b.failed, b.read_all ? "true" : "false");
       first_batch = false;
     }
   }

@@ -1,0 +1,83 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <simdjson.h>
+
+namespace barista::cli {
+
+/// One connection to baristad's control socket (daemon/control/protocol.hpp): one JSON request
+/// line, then the daemon's JSON lines and, for some requests, raw bytes.
+class ControlClient {
+ public:
+  /// Connects; throws CliError (exit 3) naming the cause: no such file, permission denied, a
+  /// stale socket nobody listens on.
+  explicit ControlClient(std::filesystem::path socket);
+  ControlClient(const ControlClient&) = delete;
+  ControlClient& operator=(const ControlClient&) = delete;
+  ~ControlClient();
+
+  [[nodiscard]] const std::filesystem::path& socket() const noexcept { return socket_; }
+
+  /// How long a read may wait for the daemon before the CLI gives up (none by default).
+  void set_read_timeout(std::chrono::seconds timeout);
+
+  /// Sends the request line (`json` plus a newline).
+  void send_request(std::string_view json);
+  /// Streams everything readable from `fd` after the request, without holding it in memory,
+  /// then shuts down the sending side (the daemon's end of the body). Returns false when the
+  /// daemon stopped reading early (it has answered why). Throws CliError when `fd` cannot be
+  /// read: `source` names it in the message. `observe` sees every byte sent.
+  bool send_body(int fd, std::string_view source,
+                 const std::function<void(std::string_view)>& observe = {});
+
+  /// The next line from the daemon without its newline; nullopt when it closed the connection.
+  std::optional<std::string> read_line();
+  /// Copies everything the daemon sends until it closes the connection to `fd`.
+  void copy_rest_to(int fd);
+
+ private:
+  /// Fills buffer_ with more bytes; false at the end of the stream.
+  bool receive_more();
+
+  std::filesystem::path socket_;
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+/// The value of `key` in `obj` when it is there with type T, else `fallback`.
+template <typename T>
+T value_or(const simdjson::dom::object& obj, std::string_view key, T fallback) {
+  T value{};
+  if (obj[key].get(value) == simdjson::SUCCESS) {
+    return value;
+  }
+  return fallback;
+}
+
+/// A reply line parsed; throws CliError (exit 3) when it is not a JSON object.
+simdjson::dom::object parse_reply(simdjson::dom::parser& parser, const std::string& line);
+
+/// Throws CliError with the daemon's code and message when `reply` is {"ok":false,...}.
+void check_ok(const simdjson::dom::object& reply);
+
+/// The next reply line, parsed and checked: throws CliError when the daemon closed the
+/// connection without answering or answered with an error. `what` names the request.
+simdjson::dom::object expect_ok(ControlClient& client, simdjson::dom::parser& parser,
+                                std::string& line, std::string_view what);
+
+/// Writes all of `data` to `fd` (stdout, stderr). Throws CliError (exit 1) on a write error
+/// other than EPIPE (a reader that went away, as with `| head`, is not an error to report).
+void write_all(int fd, std::string_view data);
+
+/// `{"cmd":CMD,KEY:VALUE...}` with each value quoted and escaped.
+std::string request_json(
+    std::string_view cmd,
+    std::initializer_list<std::pair<std::string_view, std::string_view>> fields);
+
+}  // namespace barista::cli

@@ -1,0 +1,197 @@
+// barista status [--json]
+#include "daemon/cli/cli_error.hpp"
+#include "daemon/cli/client.hpp"
+#include "daemon/cli/verbs.hpp"
+#include "daemon/common/json.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace barista::cli {
+namespace {
+
+constexpr auto kAnswerTimeout = std::chrono::seconds(30);
+
+struct PoolRow {
+  std::string name, plugin, on_error;
+  std::uint64_t workers = 0, busy = 0, queued = 0, abandoned = 0;
+};
+
+struct BatchRow {
+  std::string batch, pool;
+  std::uint64_t done = 0, total = 0, failed = 0;
+  bool read_all = true;  // a daemon that does not say: show the total as it is
+};
+
+struct StatusReply {
+  std::vector<PoolRow> pools;
+  std::vector<BatchRow> batches;
+};
+
+std::string text_of(const simdjson::dom::object& obj, std::string_view key) {
+  return std::string(value_or<std::string_view>(obj, key, ""));
+}
+
+std::uint64_t number_of(const simdjson::dom::object& obj, std::string_view key) {
+  return value_or<std::uint64_t>(obj, key, 0);
+}
+
+StatusReply fetch_status(const std::filesystem::path& socket) {
+  ControlClient client(socket);
+  client.set_read_timeout(kAnswerTimeout);
+  client.send_request(request_json("status", {}));
+  simdjson::dom::parser parser;
+  std::string line;
+  const auto reply = expect_ok(client, parser, line, "status");
+  StatusReply out;
+  simdjson::dom::array pools;
+  simdjson::dom::array batches;
+  if (reply["pools"].get_array().get(pools) != simdjson::SUCCESS ||
+      reply["batches"].get_array().get(batches) != simdjson::SUCCESS) {
+    throw CliError(kExitRefused, "baristad's answer to status lacks pools or batches: " + line);
+  }
+  for (auto element : pools) {
+    simdjson::dom::object p;
+    if (element.get_object().get(p) == simdjson::SUCCESS) {
+      out.pools.push_back({text_of(p, "name"), text_of(p, "plugin"), text_of(p, "on_error"),
+                           number_of(p, "workers"), number_of(p, "busy"), number_of(p, "queued"),
+                           number_of(p, "abandoned")});
+    }
+  }
+  for (auto element : batches) {
+    simdjson::dom::object b;
+    if (element.get_object().get(b) == simdjson::SUCCESS) {
+      BatchRow row{text_of(b, "batch"), text_of(b, "pool"), number_of(b, "done"),
+                   number_of(b, "total"), number_of(b, "failed")};
+      row.read_all = value_or(b, "read_all", true);
+      out.batches.push_back(std::move(row));
+    }
+  }
+  return out;
+}
+
+// Exactly the contract's keys, whatever else the daemon reports.
+std::string status_json(const StatusReply& s) {
+  std::string out = R"({"pools":[)";
+  for (std::size_t i = 0; i < s.pools.size(); ++i) {
+    const auto& p = s.pools[i];
+    out += i == 0 ? "" : ",";
+    out += R"({"name":)";
+    common::append_json_string(out, p.name);
+    out += R"(,"plugin":)";
+    common::append_json_string(out, p.plugin);
+    out += fmt::format(R"(,"workers":{},"busy":{},"queued":{},"on_error":)", p.workers, p.busy,
+                       p.queued);
+    common::append_json_string(out, p.on_error);
+    out += '}';
+  }
+  out += R"(],"batches":[)";
+  for (std::size_t i = 0; i < s.batches.size(); ++i) {
+    const auto& b = s.batches[i];
+    out += i == 0 ? "" : ",";
+    out += R"({"batch":)";
+    common::append_json_string(out, b.batch);
+    out += R"(,"pool":)";
+    common::append_json_string(out, b.pool);
+    out += fmt::format(R"(,"done":{},"total":{},"failed":{}}})", b.done, b.total, b.failed);
+  }
+  out += "]}\n";
+  return out;
+}
+
+// Columns as wide as their widest cell; numbers right-aligned.
+std::string table(const std::vector<std::string>& header, const std::vector<bool>& numeric,
+                  const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width(header.size());
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    width[c] = header[c].size();
+    for (const auto& row : rows) {
+      width[c] = std::max(width[c], row[c].size());
+    }
+  }
+  std::string out;
+  const auto add_row = [&](const std::vector<std::string>& cells) {
+    std::string line;
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      line += c == 0 ? "" : "  ";
+      line += numeric[c] ? fmt::format("{:>{}}", cells[c], width[c])
+                         : fmt::format("{:<{}}", cells[c], width[c]);
+    }
+    while (!line.empty() && line.back() == ' ') {
+      line.pop_back();
+    }
+    out += line + '\n';
+  };
+  add_row(header);
+  for (const auto& row : rows) {
+    add_row(row);
+  }
+  return out;
+}
+
+std::string status_table(const StatusReply& s) {
+  std::vector<std::vector<std::string>> pools;
+  bool any_abandoned = false;
+  for (const auto& p : s.pools) {
+    any_abandoned = any_abandoned || p.abandoned > 0;
+  }
+  for (const auto& p : s.pools) {
+    std::vector<std::string> row{p.name,
+                                 p.plugin,
+                                 std::to_string(p.workers),
+                                 std::to_string(p.busy),
+                                 std::to_string(p.queued),
+                                 p.on_error};
+    if (any_abandoned) {
+      row.push_back(std::to_string(p.abandoned));
+    }
+    pools.push_back(std::move(row));
+  }
+  std::vector<std::string> pool_header{"POOL", "PLUGIN", "WORKERS", "BUSY", "QUEUED", "ON_ERROR"};
+  std::vector<bool> pool_numeric{false, false, true, true, true, false};
+  if (any_abandoned) {
+    // Only worth a column when a processor ignored its deadline and its worker was replaced.
+    pool_header.emplace_back("ABANDONED");
+    pool_numeric.push_back(true);
+  }
+  std::string out = pools.empty() ? "no pools\n" : table(pool_header, pool_numeric, pools);
+  out += '\n';
+  if (s.batches.empty()) {
+    out += "no active batches\n";
+    return out;
+  }
+  std::vector<std::vector<std::string>> batches;
+  for (const auto& b : s.batches) {
+    batches.push_back({b.batch, b.pool,
+                       fmt::format("{}/{}{}", b.done, b.total, b.read_all ? "" : "+"),
+                       std::to_string(b.failed)});
+  }
+  out += table({"BATCH", "POOL", "DONE/TOTAL", "FAILED"}, {false, false, true, true}, batches);
+  return out;
+}
+
+}  // namespace
+
+void add_status(CLI::App& app, const GlobalOptions& globals, Action& action) {
+  auto json = std::make_shared<bool>(false);
+  auto* cmd = add_verb(app, "status", "Show the pools and the active batches",
+                       "A total shown as N+ is still growing: the daemon has not read the whole "
+                       "batch yet.\nExit: 0; 3 no daemon.");
+  cmd->add_flag("--json", *json,
+                R"(print {"pools":[{"name","plugin","workers","busy","queued","on_error"}],)"
+                R"("batches":[{"batch","pool","done","total","failed"}]} instead)");
+  cmd->callback([&action, &globals, json] {
+    action = [&globals, json] {
+      const auto s = fetch_status(socket_of(globals));
+      write_all(STDOUT_FILENO, *json ? status_json(s) : status_table(s));
+      return kExitOk;
+    };
+  });
+}
+
+}  // namespace barista::cli

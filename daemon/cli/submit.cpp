@@ -1,0 +1,144 @@
+// barista submit POOL FILE|- [--name NAME] [--wait]
+#include "daemon/cli/cli_error.hpp"
+#include "daemon/cli/client.hpp"
+#include "daemon/cli/progress.hpp"
+#include "daemon/cli/verbs.hpp"
+#include "daemon/cli/wait.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <memory>
+
+#include <fmt/format.h>
+
+namespace barista::cli {
+namespace {
+
+/// The batch file name used for `-` when --name is not given.
+constexpr const char* kStdinName = "stdin.txt";
+
+struct SubmitOptions {
+  std::string pool;
+  std::string file;
+  std::string name;
+  bool wait = false;
+};
+
+// The batch's input, opened before the daemon is contacted: an unreadable file is refused
+// without leaving anything behind.
+class Input {
+ public:
+  explicit Input(const std::string& file) {
+    if (file == "-") {
+      fd_ = STDIN_FILENO;
+      label_ = "standard input";
+      return;
+    }
+    label_ = file;
+    fd_ = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) {
+      throw CliError(kExitRefused, fmt::format("cannot read {}: {}", file, std::strerror(errno)));
+    }
+    owned_ = true;
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0 && S_ISDIR(st.st_mode)) {
+      ::close(fd_);  // the destructor does not run for a constructor that throws
+      throw CliError(kExitRefused, fmt::format("cannot read {}: is a folder", file));
+    }
+  }
+  Input(const Input&) = delete;
+  Input& operator=(const Input&) = delete;
+  ~Input() {
+    if (owned_) {
+      ::close(fd_);
+    }
+  }
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+  [[nodiscard]] const std::string& label() const noexcept { return label_; }
+
+ private:
+  int fd_ = -1;
+  bool owned_ = false;
+  std::string label_;
+};
+
+std::string batch_name(const SubmitOptions& o) {
+  if (!o.name.empty()) {
+    return o.name;
+  }
+  if (o.file == "-") {
+    return kStdinName;
+  }
+  const auto base = std::filesystem::path(o.file).filename().string();
+  if (base.empty() || base == "." || base == "..") {
+    throw CliError(kExitRefused, fmt::format("{} has no file name to use for the batch: give one "
+                                             "with --name",
+                                             o.file));
+  }
+  return base;
+}
+
+int run_submit(const GlobalOptions& globals, const SubmitOptions& o) {
+  const auto name = batch_name(o);
+  Input input(o.file);
+  const auto socket = socket_of(globals);
+  const bool show_progress = o.wait && ::isatty(STDERR_FILENO) == 1;
+  // Counted on the way for the progress bar: the daemon only knows the total once it has read
+  // the whole batch, which it does as the jobs run.
+  JobCounter counter;
+  std::function<void(std::string_view)> count;
+  if (show_progress) {
+    count = [&counter](std::string_view bytes) { counter.feed(bytes); };
+  }
+  std::string id;
+  {
+    ControlClient client(socket);
+    client.send_request(request_json("submit", {{"pool", o.pool}, {"name", name}}));
+    client.send_body(input.fd(), input.label(), count);
+    simdjson::dom::parser parser;
+    std::string line;
+    const auto reply = expect_ok(client, parser, line, "submit");
+    std::string_view batch;
+    if (reply["batch"].get_string().get(batch) != simdjson::SUCCESS) {
+      throw CliError(kExitRefused, "baristad's answer to submit names no batch: " + line);
+    }
+    id = batch;
+  }
+  write_all(STDOUT_FILENO, id + "\n");
+  if (!o.wait) {
+    return kExitOk;
+  }
+  return wait_for_batch(socket, id, show_progress, counter.jobs());
+}
+
+}  // namespace
+
+void add_submit(CLI::App& app, const GlobalOptions& globals, Action& action) {
+  auto o = std::make_shared<SubmitOptions>();
+  auto* cmd = add_verb(
+      app, "submit", "Hand a batch file to baristad; prints the batch id",
+      "baristad stores the batch durably in the spool before answering; the batch id is the "
+      "first line printed. With --wait, the batch's summary.json follows when it ends.\n"
+      "Exit: 0 accepted (--wait: every job ok); 1 some job failed (--wait); 2 the batch was "
+      "cancelled (--wait); 3 refused (unknown pool, no daemon, unreadable file).");
+  cmd->add_option("POOL", o->pool, "the pool that runs the batch")->required();
+  cmd->add_option("FILE", o->file, "the batch file, or - to read it from standard input")
+      ->required();
+  cmd->add_option("--name", o->name,
+                  "the batch file name, which gives the batch id (its name without the last "
+                  "extension) and the format (.jsonl or text). Default: FILE's name; "
+                  "`stdin.txt` for -")
+      ->type_name("NAME");
+  cmd->add_flag("--wait", o->wait,
+                "then wait for the batch to end: live progress on stderr when it is a terminal, "
+                "the summary JSON on stdout");
+  cmd->callback(
+      [&action, &globals, o] { action = [&globals, o] { return run_submit(globals, *o); }; });
+}
+
+}  // namespace barista::cli

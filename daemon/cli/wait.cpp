@@ -1,0 +1,111 @@
+#include "daemon/cli/wait.hpp"
+
+#include "daemon/cli/cli_error.hpp"
+#include "daemon/cli/client.hpp"
+#include "daemon/cli/progress.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+#include <memory>
+
+#include <fmt/format.h>
+
+namespace barista::cli {
+namespace {
+
+// Progress lines come every 200 ms: this long without one means the daemon is stuck or gone.
+constexpr auto kSilenceLimit = std::chrono::seconds(30);
+
+std::uint64_t count_of(const simdjson::dom::object& obj, std::string_view key) {
+  return value_or<std::uint64_t>(obj, key, 0);
+}
+
+// The summary as the daemon sent it: {"ok":true,"summary":SUMMARY}. Cut out rather than
+// re-serialised, so that it is byte for byte the batch's summary.json.
+std::string summary_text(const std::string& line, const simdjson::dom::element& summary) {
+  constexpr std::string_view kPrefix = R"({"ok":true,"summary":)";
+  if (line.starts_with(kPrefix) && line.ends_with('}')) {
+    return line.substr(kPrefix.size(), line.size() - kPrefix.size() - 1);
+  }
+  return simdjson::minify(summary);
+}
+
+int exit_code_of(const simdjson::dom::object& summary) {
+  if (value_or<std::string_view>(summary, "state", "") == "cancelled") {
+    return kExitCancelled;
+  }
+  const auto failures =
+      count_of(summary, "failed") + count_of(summary, "timeout") + count_of(summary, "invalid");
+  return failures > 0 ? kExitFailed : kExitOk;
+}
+
+// What an interrupted --wait leaves on the terminal: the bar erased, and a word that the batch
+// goes on. Prepared beforehand: the handler may only call async-signal-safe functions.
+char g_interrupted_text[512];
+std::size_t g_interrupted_size = 0;
+
+void on_interrupt(int sig) {
+  (void)!::write(STDERR_FILENO, g_interrupted_text, g_interrupted_size);
+  ::raise(sig);  // SA_RESETHAND restored the default action: the exit status says "interrupted"
+}
+
+void tidy_up_on_interrupt(const std::string& id) {
+  const auto text = fmt::format("\r\x1b[Kbarista: stopped waiting; batch '{}' keeps running\n", id);
+  g_interrupted_size = std::min(text.size(), sizeof g_interrupted_text);
+  std::memcpy(g_interrupted_text, text.data(), g_interrupted_size);
+  struct sigaction action {};
+  action.sa_handler = on_interrupt;
+  action.sa_flags = SA_RESETHAND;
+  sigemptyset(&action.sa_mask);
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    ::sigaction(sig, &action, nullptr);
+  }
+}
+
+}  // namespace
+
+int wait_for_batch(const std::filesystem::path& socket, const std::string& id, bool show_progress,
+                   std::optional<std::uint64_t> expected_jobs) {
+  ControlClient client(socket);
+  client.set_read_timeout(kSilenceLimit);
+  client.send_request(request_json("wait", {{"batch", id}}));
+  std::unique_ptr<ProgressBar> bar;
+  if (show_progress) {
+    tidy_up_on_interrupt(id);
+    bar = std::make_unique<ProgressBar>(STDERR_FILENO, id);
+  }
+  simdjson::dom::parser parser;
+  while (auto line = client.read_line()) {
+    auto reply = parse_reply(parser, *line);
+    simdjson::dom::object progress;
+    if (reply["progress"].get_object().get(progress) == simdjson::SUCCESS) {
+      if (bar) {
+        bar->update(Progress{count_of(progress, "done"), count_of(progress, "total"),
+                             count_of(progress, "failed"), value_or(progress, "read_all", false),
+                             expected_jobs});
+      }
+      continue;
+    }
+    if (bar) {
+      bar->clear();
+    }
+    check_ok(reply);
+    simdjson::dom::element summary_element;
+    simdjson::dom::object summary;
+    if (reply["summary"].get(summary_element) != simdjson::SUCCESS ||
+        summary_element.get_object().get(summary) != simdjson::SUCCESS) {
+      throw CliError(kExitRefused, "baristad's answer to wait has no summary: " + *line);
+    }
+    write_all(STDOUT_FILENO, summary_text(*line, summary_element) + "\n");
+    return exit_code_of(summary);
+  }
+  throw CliError(kExitRefused,
+                 fmt::format("lost the connection to baristad while waiting for batch '{}' (it "
+                             "keeps running: see `barista results {}`)",
+                             id, id));
+}
+
+}  // namespace barista::cli

@@ -1,0 +1,74 @@
+// `barista results ID [--summary]` (CONTRACT.md §5): the results so far while the batch runs,
+// all of them after, the summary; 1 for an unknown batch.
+
+#include "tests/integration/cli/cli_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+namespace barista::itest::cli {
+namespace {
+
+TEST_CASE("results prints the results so far, then all of them; --summary the summary",
+          "[integration][cli]") {
+  // One worker: two jobs fail at once, then one sleeps 30 s, so the batch stays half done.
+  Daemon d(pool("slow", "fx_slow", 1, "    config:\n      ms: 30s\n"));
+  d.start();
+  TempDir tmp;
+  write_file(tmp.path() / "half.txt", "fail\nfatal\nsleep\n");
+  REQUIRE(
+      run_cli(with_socket(d, {"submit", "slow", (tmp.path() / "half.txt").string()})).exit_code ==
+      0);
+
+  std::vector<std::string> lines;
+  REQUIRE(d.wait_until(
+      [&] {
+        lines = lines_of(run_cli(with_socket(d, {"results", "half"})).out);
+        return lines.size() >= 2;
+      },
+      seconds(10)));
+  REQUIRE(lines.size() == 2);
+  const auto first = by_id({parse_result_line(lines[0]), parse_result_line(lines[1])});
+  CHECK(first.at("1").status == "failed");
+  CHECK(first.at("1").error == "failed on purpose");
+  CHECK(first.at("2").error == "fatal on purpose");
+
+  const auto running = run_cli(with_socket(d, {"results", "half", "--summary"}));
+  CHECK(running.exit_code == 0);
+  CHECK(running.out ==
+        R"({"batch":"half","pool":"slow","state":"running","jobs":3,"ok":0,"failed":2,"timeout":0,)"
+        R"("cancelled":0,"invalid":0,"read_all":true})"
+        "\n");
+
+  REQUIRE(run_cli(with_socket(d, {"cancel", "half"})).exit_code == 0);
+  const auto end = d.wait_batch("slow", "half");
+  // After the end: the whole file as it is, and summary.json.
+  const auto all = run_cli(with_socket(d, {"results", "half"}));
+  CHECK(all.exit_code == 0);
+  CHECK(all.out == slurp(end.dir / "results.jsonl"));
+  CHECK(lines_of(all.out).size() == 3);
+  const auto summary = run_cli(with_socket(d, {"results", "--summary", "half"}));
+  CHECK(summary.exit_code == 0);
+  auto file = slurp(end.dir / "summary.json");
+  CHECK(lines_of(summary.out) == lines_of(file));
+  CHECK(summary.out.find(R"("state":"cancelled")") != std::string::npos);
+}
+
+TEST_CASE("results of an unknown batch exits 1", "[integration][cli]") {
+  Daemon d(pool("echo", "echo", 1));
+  d.start();
+  for (const bool summary : {false, true}) {
+    auto args = with_socket(d, {"results", "ghost"});
+    if (summary) {
+      args.emplace_back("--summary");
+    }
+    const auto r = run_cli(args);
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.empty());
+    CHECK(r.err == "barista: unknown batch 'ghost'\n");
+  }
+}
+
+}  // namespace
+}  // namespace barista::itest::cli

@@ -1,0 +1,201 @@
+// `barista submit --wait` (CONTRACT.md §5): waits for the batch to end, prints its summary, and
+// exits 0 (every job ok), 1 (some failure), 2 (cancelled) or 3 (refused); live progress on a
+// terminal; a client that goes away midway does not disturb the daemon.
+
+#include "tests/integration/cli/cli_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <csignal>
+#include <filesystem>
+#include <regex>
+#include <string>
+
+namespace barista::itest::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string jobs_file(const TempDir& tmp, const std::string& name, const std::string& content) {
+  const auto file = tmp.path() / name;
+  write_file(file, content);
+  return file.string();
+}
+
+std::string repeat_lines(int n, const std::string& line) {
+  std::string out;
+  for (int i = 0; i < n; ++i) {
+    out += line + "\n";
+  }
+  return out;
+}
+
+// The summary the CLI printed is the batch's summary.json, byte for byte.
+void check_printed_summary(Daemon& d, const std::string& pool, const std::string& out,
+                           const std::string& id) {
+  const auto lines = lines_of(out);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] == id);
+  const auto end = d.wait_batch_summary(pool, id);
+  std::string file = slurp(end.dir / "summary.json");
+  while (!file.empty() && file.back() == '\n') {
+    file.pop_back();
+  }
+  CHECK(lines[1] == file);
+}
+
+TEST_CASE("submit --wait exits 0 when every job is ok", "[integration][cli]") {
+  Daemon d(pool("echo", "echo", 2));
+  d.start();
+  TempDir tmp;
+  const auto r = run_cli(with_socket(
+      d, {"submit", "--wait", "echo", jobs_file(tmp, "fine.txt", repeat_lines(50, "x"))}));
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.err.empty());  // not a terminal: no progress
+  check_printed_summary(d, "echo", r.out, "fine");
+  CHECK(r.out.find(R"("state":"done")") != std::string::npos);
+  CHECK(r.out.find(R"("ok":50)") != std::string::npos);
+}
+
+TEST_CASE("submit --wait exits 1 when a job failed", "[integration][cli]") {
+  Daemon d(pool("echo", "echo", 2, "    config:\n      fail_on: bad\n"));
+  d.start();
+  TempDir tmp;
+  const auto r = run_cli(with_socket(
+      d, {"submit", "echo", jobs_file(tmp, "mixed.txt", "good\nbad\ngood\n"), "--wait"}));
+  INFO(r.err);
+  CHECK(r.exit_code == 1);
+  check_printed_summary(d, "echo", r.out, "mixed");
+  CHECK(r.out.find(R"("failed":1)") != std::string::npos);
+}
+
+TEST_CASE("submit --wait exits 2 when the batch is cancelled", "[integration][cli]") {
+  SECTION("by on_error: cancel_all") {
+    Daemon d(pool("slow", "fx_slow", 2, "    on_error: cancel_all\n    config:\n      ms: 10s\n"));
+    d.start();
+    TempDir tmp;
+    const auto r =
+        run_cli(with_socket(d, {"submit", "--wait", "slow",
+                                jobs_file(tmp, "doomed.txt", "sleep\nfail\nsleep\nsleep\n")}));
+    INFO(r.err);
+    CHECK(r.exit_code == 2);
+    check_printed_summary(d, "slow", r.out, "doomed");
+    CHECK(r.out.find(R"("state":"cancelled")") != std::string::npos);
+  }
+  SECTION("by barista cancel") {
+    Daemon d(pool("slow", "fx_slow", 1, "    config:\n      ms: 10s\n"));
+    d.start();
+    TempDir tmp;
+    CliProcess waiting(
+        with_socket(d, {"submit", "--wait", "slow", jobs_file(tmp, "long.txt", "a\nb\n")}));
+    REQUIRE(d.wait_until([&] { return waiting.out() == "long\n"; }, seconds(10)));
+    const auto cancel = run_cli(with_socket(d, {"cancel", "long"}));
+    CHECK(cancel.exit_code == 0);
+    const auto r = waiting.wait(seconds(10));
+    INFO(r.err);
+    CHECK(r.exit_code == 2);
+    check_printed_summary(d, "slow", r.out, "long");
+  }
+}
+
+TEST_CASE("submit --wait is refused with exit 3 for an unknown pool", "[integration][cli]") {
+  Daemon d(pool("echo", "echo", 1));
+  d.start();
+  TempDir tmp;
+  const auto r =
+      run_cli(with_socket(d, {"submit", "--wait", "nope", jobs_file(tmp, "a.txt", "a\n")}));
+  CHECK(r.exit_code == 3);
+  CHECK(r.out.empty());
+  CHECK(r.err == "barista: unknown pool 'nope' (pools: echo)\n");
+}
+
+TEST_CASE("submit --wait on a terminal shows live progress on stderr", "[integration][cli]") {
+  TempDir tmp;
+  CliOptions tty;
+  tty.stderr_tty = true;
+
+  SECTION("a bar with done/total, rate, failures and ETA, redrawn in place, then cleared") {
+    // 40 jobs of 50 ms on 2 workers: about a second, five or so redraws.
+    Daemon d(pool("echo", "echo", 2, "    config:\n      delay: 50ms\n      fail_on: bad\n"));
+    d.start();
+    const auto jobs = repeat_lines(38, "x") + "bad\nbad\n";
+    const auto r =
+        run_cli(with_socket(d, {"submit", "--wait", "echo", jobs_file(tmp, "bar.txt", jobs)}), tty);
+    INFO(r.err);
+    CHECK(r.exit_code == 1);
+    check_printed_summary(d, "echo", r.out, "bar");
+    // Each redraw starts with \r and ends by erasing the rest of the line; the last one clears it.
+    const auto redraws = std::count(r.err.begin(), r.err.end(), '\r');
+    CHECK(redraws >= 3);
+    CHECK(r.err.find('\n') == std::string::npos);
+    CHECK(r.err.ends_with("\r\x1b[K"));
+    static const std::regex kBar(
+        R"(bar  \[[#-]+\]  \d+/(40|\d+\+ of 40)  \d+%  (\d+|-) jobs/s  [0-2] failed  ETA (\d+:\d\d|-)\x1b\[K)");
+    CHECK(std::regex_search(r.err, kBar));
+    CHECK(r.err.find("failed  ETA") != std::string::npos);
+    static const std::regex kRate(R"(\d+ jobs/s)");
+    CHECK(std::regex_search(r.err, kRate));
+  }
+  SECTION("the total is shown as N+ while the daemon is still reading the batch") {
+    // A small queue keeps the daemon from reading far ahead of the workers.
+    Daemon d(pool("echo", "echo", 1, "    queue: 4\n    config:\n      delay: 20ms\n"));
+    d.start();
+    const auto r = run_cli(with_socket(d, {"submit", "--wait", "echo",
+                                           jobs_file(tmp, "long.txt", repeat_lines(60, "x"))}),
+                           tty);
+    INFO(r.err);
+    CHECK(r.exit_code == 0);
+    static const std::regex kGrowing(
+        R"(long  \[[#-]+\]  \d+/\d+\+ of 60  \d+%  (\d+|-) jobs/s  0 failed  ETA (\d+:\d\d|-))");
+    CHECK(std::regex_search(r.err, kGrowing));
+  }
+}
+
+TEST_CASE("a client that goes away during --wait does not disturb the daemon",
+          "[integration][cli]") {
+  Daemon d(pool("slow", "fx_slow", 2, "    config:\n      ms: 100ms\n"));
+  d.start();
+  TempDir tmp;
+  const auto jobs = jobs_file(tmp, "steady.txt", repeat_lines(20, "sleep"));
+  for (int sig : {SIGKILL, SIGINT}) {
+    CliProcess waiting(with_socket(d, {"submit", "--wait", "slow", jobs, "--name",
+                                       sig == SIGKILL ? "killed.txt" : "interrupted.txt"}));
+    REQUIRE(d.wait_until([&] { return !waiting.out().empty(); }, seconds(10)));
+    waiting.signal(sig);
+    CHECK(waiting.wait(seconds(5)).exit_code == 128 + sig);
+  }
+  for (const char* id : {"killed", "interrupted"}) {
+    const auto end = d.wait_batch("slow", id);
+    CHECK(end.folder == "done");
+    CHECK(end.summary.ok == 20);
+  }
+  // On a terminal, an interrupted --wait erases its bar and says the batch goes on.
+  CliOptions tty;
+  tty.stderr_tty = true;
+  CliProcess watching(with_socket(d, {"submit", "--wait", "slow", jobs, "--name", "watched.txt"}),
+                      tty);
+  REQUIRE(d.wait_until([&] { return watching.err().find("jobs/s") != std::string::npos; },
+                       seconds(10)));
+  watching.signal(SIGINT);
+  const auto interrupted = watching.wait(seconds(5));
+  CHECK(interrupted.exit_code == 128 + SIGINT);
+  CHECK(interrupted.err.ends_with(
+      "\r\x1b[Kbarista: stopped waiting; batch 'watched' keeps running\r\n"));
+  CHECK(d.wait_batch("slow", "watched").summary.ok == 20);
+
+  // Still answering, and a later --wait works.
+  const auto status = run_cli(with_socket(d, {"status"}));
+  CHECK(status.exit_code == 0);
+  const auto again =
+      run_cli(with_socket(d, {"submit", "--wait", "slow", jobs, "--name", "again.txt"}));
+  CHECK(again.exit_code == 0);
+  CHECK(lines_of(again.out).front() == "again");
+  CHECK(d.log().find("critical") == std::string::npos);
+}
+
+}  // namespace
+}  // namespace barista::itest::cli
