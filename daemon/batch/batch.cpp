@@ -80,7 +80,9 @@ void Counts::add(JobStatus s) {
 }
 
 Batch::Batch(Info info, ResumedState resumed)
-    : info_(std::move(info)), counts_(resumed.counts), first_error_(std::move(resumed.first_error)) {
+    : info_(std::move(info)),
+      counts_(resumed.counts),
+      first_error_(std::move(resumed.first_error)) {
   if (resumed.cancelled) {
     cancelled_ = true;
     token_ = true;
@@ -145,8 +147,9 @@ void Batch::record(std::string_view id, JobStatus status, int attempts, double m
     write_now = buffer_.size() >= kWriteThreshold;
   }
   if (cancel_now) {
-    spdlog::warn("batch '{}' (pool '{}'): job '{}' failed, cancelling the batch (on_error: cancel_all)",
-                 info_.id, info_.pool, id);
+    spdlog::warn(
+        "batch '{}' (pool '{}'): job '{}' failed, cancelling the batch (on_error: cancel_all)",
+        info_.id, info_.pool, id);
     cancel();
   }
   if (write_now) {
@@ -185,10 +188,11 @@ std::string Batch::summary_json(std::string_view state,
   common::append_json_string(out, info_.id);
   out += R"(,"pool":)";
   common::append_json_string(out, info_.pool);
-  fmt::format_to(std::back_inserter(out),
-                 R"(,"state":"{}","jobs":{},"ok":{},"failed":{},"timeout":{},"cancelled":{},"invalid":{},"first_error":)",
-                 state, counts_.total(), counts_.ok, counts_.failed, counts_.timeout,
-                 counts_.cancelled, counts_.invalid);
+  fmt::format_to(
+      std::back_inserter(out),
+      R"(,"state":"{}","jobs":{},"ok":{},"failed":{},"timeout":{},"cancelled":{},"invalid":{},"first_error":)",
+      state, counts_.total(), counts_.ok, counts_.failed, counts_.timeout, counts_.cancelled,
+      counts_.invalid);
   if (first_error_) {
     out += R"({"id":)";
     common::append_json_string(out, first_error_->id);
@@ -219,9 +223,10 @@ void Batch::finish() {
         .fetch_add(1, std::memory_order_relaxed);
   }
   const auto c = counts();
-  spdlog::info("batch '{}' (pool '{}') {}: {} jobs, {} ok, {} failed, {} timeout, {} cancelled, {} invalid",
-               info_.id, info_.pool, was_cancelled ? "cancelled" : "done", c.total(), c.ok,
-               c.failed, c.timeout, c.cancelled, c.invalid);
+  spdlog::info(
+      "batch '{}' (pool '{}') {}: {} jobs, {} ok, {} failed, {} timeout, {} cancelled, {} invalid",
+      info_.id, info_.pool, was_cancelled ? "cancelled" : "done", c.total(), c.ok, c.failed,
+      c.timeout, c.cancelled, c.invalid);
 }
 
 }  // namespace barista::batch

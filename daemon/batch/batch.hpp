@@ -80,14 +80,17 @@ class Batch {
   /// batch is cancelled, and by the pool at the end of a graceful stop.
   [[nodiscard]] const std::atomic<bool>& cancel_token() const noexcept { return token_; }
   /// True once the batch is cancelled (cancel_all failure or an explicit cancel).
-  [[nodiscard]] bool cancelled() const noexcept { return cancelled_.load(std::memory_order_acquire); }
+  [[nodiscard]] bool cancelled() const noexcept {
+    return cancelled_.load(std::memory_order_acquire);
+  }
   /// Cancels the batch: no further job starts, running ones see ctx.cancelled().
   void cancel();
   /// Raises the token without cancelling the batch: running attempts stop (daemon stopping).
   void interrupt() noexcept { token_.store(true, std::memory_order_release); }
 
   /// Records a job's one and only result. Under cancel_all, a failure cancels the batch.
-  void record(std::string_view id, JobStatus status, int attempts, double ms, std::string_view text);
+  void record(std::string_view id, JobStatus status, int attempts, double ms,
+              std::string_view text);
 
   /// Jobs handed to workers and not yet recorded, plus one while the reader is still reading.
   void add_pending(std::uint64_t n) noexcept { pending_.fetch_add(n, std::memory_order_relaxed); }
@@ -105,8 +108,12 @@ class Batch {
 
   /// A snapshot for status: results so far, and the number of jobs once the whole input is read.
   [[nodiscard]] Counts counts() const;
-  [[nodiscard]] std::uint64_t jobs_read() const noexcept { return jobs_read_.load(std::memory_order_relaxed); }
-  void add_jobs_read(std::uint64_t n) noexcept { jobs_read_.fetch_add(n, std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t jobs_read() const noexcept {
+    return jobs_read_.load(std::memory_order_relaxed);
+  }
+  void add_jobs_read(std::uint64_t n) noexcept {
+    jobs_read_.fetch_add(n, std::memory_order_relaxed);
+  }
   /// The whole input has been read: jobs_read() is the batch's number of jobs.
   void mark_read_all() noexcept { read_all_.store(true, std::memory_order_release); }
   [[nodiscard]] bool read_all() const noexcept { return read_all_.load(std::memory_order_acquire); }

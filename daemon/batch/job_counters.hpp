@@ -11,12 +11,12 @@ namespace barista::batch {
 /// scraped (prometheus-cpp's Collectable), not per job.
 struct JobCounters {
   /// Upper bounds of the job duration histogram's buckets, in seconds (+Inf is implied).
-  static constexpr std::array<double, 14> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                      0.05,   0.1,   0.25,   0.5,   1.0,  2.5,
-                                                      5.0,    10.0};
+  static constexpr std::array<double, 14> kBuckets = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0};
 
   std::array<std::atomic<std::uint64_t>, 5> jobs{};  ///< by JobStatus
-  std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> duration_buckets{};  ///< not cumulative
+  std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1>
+      duration_buckets{};  ///< not cumulative
   std::atomic<std::uint64_t> duration_count{0};
   std::atomic<std::uint64_t> duration_sum_us{0};
   std::atomic<std::uint64_t> batches_done{0};

@@ -28,8 +28,8 @@ ParsedJob JobParser::parse(const Line& line) {
   ParsedJob job;
   if (line.oversize) {
     job.id = line_number_id(line.number);
-    job.error = fmt::format("line of {} bytes exceeds max_job_bytes ({})", line.length,
-                            max_job_bytes_);
+    job.error =
+        fmt::format("line of {} bytes exceeds max_job_bytes ({})", line.length, max_job_bytes_);
     return job;
   }
   if (line.text.empty()) {

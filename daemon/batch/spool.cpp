@@ -140,10 +140,10 @@ std::optional<Batch::Info> PoolSpool::claim(std::string_view name, bool cancel_a
   common::append_json_string(meta, pool_);
   meta += R"(,"source":)";
   common::append_json_string(meta, name);
-  fmt::format_to(std::back_inserter(meta), R"(,"started_ms":{}}})",
-                 std::chrono::duration_cast<std::chrono::milliseconds>(
-                     info.started.time_since_epoch())
-                     .count());
+  fmt::format_to(
+      std::back_inserter(meta), R"(,"started_ms":{}}})",
+      std::chrono::duration_cast<std::chrono::milliseconds>(info.started.time_since_epoch())
+          .count());
   meta += '\n';
   common::write_file_durably(dir / "batch.json", meta);
   common::fsync_dir(active());
@@ -151,7 +151,8 @@ std::optional<Batch::Info> PoolSpool::claim(std::string_view name, bool cancel_a
   return info;
 }
 
-std::vector<PoolSpool::Recovered> PoolSpool::recover(bool cancel_all) const {
+std::vector<PoolSpool::Recovered> PoolSpool::recover(
+    bool cancel_all, const std::function<bool(const std::string&)>& skip) const {
   std::vector<Recovered> out;
   for (const auto& entry : fs::directory_iterator(active())) {
     if (!entry.is_directory()) {
@@ -159,6 +160,9 @@ std::vector<PoolSpool::Recovered> PoolSpool::recover(bool cancel_all) const {
     }
     const auto dir = entry.path();
     const std::string id = dir.filename().string();
+    if (skip && skip(id)) {
+      continue;
+    }
     std::string input_name;
     for (const auto& f : fs::directory_iterator(dir)) {
       const auto fname = f.path().filename().string();
@@ -223,8 +227,8 @@ std::vector<PoolSpool::Recovered> PoolSpool::recover(bool cancel_all) const {
         r.state.first_error = FirstError{std::string(rid), std::string(error)};
       }
     }
-    r.state.cancelled = fs::exists(dir / "cancelled") ||
-                        (cancel_all && r.state.first_error.has_value());
+    r.state.cancelled =
+        fs::exists(dir / "cancelled") || (cancel_all && r.state.first_error.has_value());
     out.push_back(std::move(r));
   }
   return out;

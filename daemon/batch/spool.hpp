@@ -3,6 +3,7 @@
 #include "daemon/batch/batch.hpp"
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,7 +40,9 @@ class PoolSpool {
   };
   /// Looks at every folder in active/: finished ones (summary.json written) are moved on,
   /// others are returned to be resumed. A torn last line of results.jsonl is cut off.
-  [[nodiscard]] std::vector<Recovered> recover(bool cancel_all) const;
+  /// Batches for which `skip(id)` is true (already running) are not looked at.
+  [[nodiscard]] std::vector<Recovered> recover(
+      bool cancel_all, const std::function<bool(const std::string&)>& skip = {}) const;
 
  private:
   [[nodiscard]] std::string unique_id(std::string_view wanted) const;

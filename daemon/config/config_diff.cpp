@@ -18,12 +18,11 @@ bool same_values(const ConfigValue& a, const ConfigValue& b) {
 }
 
 bool same_pool(const PoolConfig& a, const PoolConfig& b) {
-  return a.name == b.name && a.plugin == b.plugin && a.workers == b.workers &&
-         a.queue == b.queue && a.on_error == b.on_error && a.retries == b.retries &&
-         a.backoff == b.backoff && a.max_backoff == b.max_backoff && a.timeout == b.timeout &&
-         a.rate == b.rate && a.max_job_bytes == b.max_job_bytes &&
-         a.max_crashes == b.max_crashes && a.redis == b.redis &&
-         same_values(a.plugin_config.root(), b.plugin_config.root());
+  return a.name == b.name && a.plugin == b.plugin && a.workers == b.workers && a.queue == b.queue &&
+         a.on_error == b.on_error && a.retries == b.retries && a.backoff == b.backoff &&
+         a.max_backoff == b.max_backoff && a.timeout == b.timeout && a.rate == b.rate &&
+         a.max_job_bytes == b.max_job_bytes && a.max_crashes == b.max_crashes &&
+         a.redis == b.redis && same_values(a.plugin_config.root(), b.plugin_config.root());
 }
 
 }  // namespace barista::config

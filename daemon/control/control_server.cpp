@@ -230,7 +230,8 @@ void ControlServer::loop() {
             continue;
           }
           if (it->second.buffer.size() > kMaxRequestBytes) {
-            const auto reply = error_reply(3, fmt::format("request exceeds {} bytes", kMaxRequestBytes));
+            const auto reply =
+                error_reply(3, fmt::format("request exceeds {} bytes", kMaxRequestBytes));
             (void)!::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
             spdlog::warn("control: oversized request from uid {} pid {}: refused",
                          it->second.peer.uid, it->second.peer.pid);

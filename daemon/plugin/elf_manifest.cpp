@@ -69,12 +69,14 @@ std::variant<PluginManifest, ManifestProblem> read_elf_manifest(
     // Check the leading magic and ABI first: they keep their place in every ABI, while the rest
     // of the manifest may change size in a future one.
     if (sh->sh_size < sizeof(kManifestMagic) + sizeof(std::uint32_t)) {
-      return ManifestProblem{ManifestProblem::Kind::kNoManifest, "the manifest section is too short"};
+      return ManifestProblem{ManifestProblem::Kind::kNoManifest,
+                             "the manifest section is too short"};
     }
     PluginManifest manifest{};
     const std::uint64_t size = std::min<std::uint64_t>(sh->sh_size, sizeof(PluginManifest));
     if (sh->sh_offset > file.size() || file.size() - sh->sh_offset < size) {
-      return ManifestProblem{ManifestProblem::Kind::kNoManifest, "the manifest lies outside the file"};
+      return ManifestProblem{ManifestProblem::Kind::kNoManifest,
+                             "the manifest lies outside the file"};
     }
     // A manifest from another ABI may be shorter or longer; the prefix read here is enough to
     // refuse it with both ABI numbers.

@@ -24,7 +24,8 @@ class PluginLibrary;
 class ProcessorHandle {
  public:
   ProcessorHandle() = default;
-  ProcessorHandle(std::shared_ptr<const PluginLibrary> library, std::unique_ptr<Processor> processor)
+  ProcessorHandle(std::shared_ptr<const PluginLibrary> library,
+                  std::unique_ptr<Processor> processor)
       : library_(std::move(library)), processor_(std::move(processor)) {}
   ProcessorHandle(ProcessorHandle&&) noexcept = default;
   ProcessorHandle& operator=(ProcessorHandle&& other) noexcept {

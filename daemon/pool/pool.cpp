@@ -79,8 +79,8 @@ void Pool::apply_queue_settings(const config::PoolConfig& config) {
   max_chunk_ = std::clamp<std::size_t>(config.queue / (2 * workers), 1, kMaxChunkJobs);
   // Capacity in chunks, so that about `queue` jobs wait at most (and every worker has one).
   // Called by the feeder only (or before it starts): only push() reads the capacity.
-  queue_.set_capacity(static_cast<std::ptrdiff_t>(
-      std::max(workers, (config.queue + max_chunk_ - 1) / max_chunk_)));
+  queue_.set_capacity(
+      static_cast<std::ptrdiff_t>(std::max(workers, (config.queue + max_chunk_ - 1) / max_chunk_)));
 }
 
 void Pool::spawn_worker_locked(plugin::ProcessorHandle processor, JobChunk* orphan) {
@@ -125,10 +125,11 @@ void Pool::reconfigure(config::PoolConfig config,
                                                          settings->config.rate->per);
   }
   settings->generation = generation_.load() + 1;
-  const bool new_processors = settings_->library != settings->library ||
-                              !config::same_values(old.plugin_config.root(),
-                                                   settings->config.plugin_config.root());
-  fresh_processors_ = new_processors ? std::move(processors) : std::vector<plugin::ProcessorHandle>{};
+  const bool new_processors =
+      settings_->library != settings->library ||
+      !config::same_values(old.plugin_config.root(), settings->config.plugin_config.root());
+  fresh_processors_ =
+      new_processors ? std::move(processors) : std::vector<plugin::ProcessorHandle>{};
   settings_ = settings;
   generation_.store(settings->generation, std::memory_order_release);
 
@@ -188,8 +189,8 @@ std::string Pool::accept_submission(const std::filesystem::path& tmp, std::strin
   const auto ext = wanted.extension().string();
   std::string final_name(name);
   // A file of that name may be waiting in the inbox: never replace it.
-  for (int n = 2; ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, (spool_.inbox() / final_name).c_str(),
-                              RENAME_NOREPLACE) != 0;
+  for (int n = 2; ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD,
+                              (spool_.inbox() / final_name).c_str(), RENAME_NOREPLACE) != 0;
        ++n) {
     if (errno != EEXIST) {
       throw std::system_error(errno, std::generic_category(), "store the submitted batch");
@@ -212,9 +213,12 @@ std::shared_ptr<const PoolSettings> Pool::settings() const {
 void Pool::recover() {
   const bool cancel_all = settings()->config.on_error == config::OnError::kCancelAll;
   std::lock_guard lock(claim_mutex_);
-  for (auto& r : spool_.recover(cancel_all)) {
-    spdlog::info("pool '{}': resuming batch '{}' ({} results already recorded)", name_,
-                 r.info.id, r.state.counts.total());
+  // A batch claimed or submitted since the pool started is running already: not resumed twice,
+  // and its live results file is not touched.
+  for (auto& r : spool_.recover(cancel_all,
+                                [&](const std::string& id) { return find_batch(id) != nullptr; })) {
+    spdlog::info("pool '{}': resuming batch '{}' ({} results already recorded)", name_, r.info.id,
+                 r.state.counts.total());
     r.info.counters = counters_;
     add_batch(std::make_shared<batch::Batch>(std::move(r.info), std::move(r.state)),
               std::move(r.recorded));
@@ -271,8 +275,8 @@ void Pool::feeder_loop() {
             spdlog::error("batch '{}' (pool '{}'): cannot open its input {}: {}", b->id(), name_,
                           b->input_path().string(), std::strerror(errno));
           } else {
-            ob.reader = std::make_unique<batch::LineReader>(fd, max_job_bytes,
-                                                            simdjson::SIMDJSON_PADDING);
+            ob.reader =
+                std::make_unique<batch::LineReader>(fd, max_job_bytes, simdjson::SIMDJSON_PADDING);
             ob.parser = std::make_unique<batch::JobParser>(b->info().format, max_job_bytes);
           }
           open.push_back(std::move(ob));
@@ -333,9 +337,10 @@ bool Pool::feed_one(OpenBatch& open, JobChunk*& chunk) {
         break;
       }
     } catch (const std::exception& e) {
-      spdlog::error("batch '{}' (pool '{}'): reading its input failed after line {}: {}; the rest "
-                    "of the file is not read",
-                    b.id(), name_, line.number, e.what());
+      spdlog::error(
+          "batch '{}' (pool '{}'): reading its input failed after line {}: {}; the rest "
+          "of the file is not read",
+          b.id(), name_, line.number, e.what());
       more = false;
       break;
     }
@@ -433,9 +438,10 @@ void Pool::check_stuck_workers() {
     abandoned_.fetch_add(1, std::memory_order_relaxed);
     auto b = chunk->batch;
     const std::string id(chunk->id(worker->index));
-    spdlog::error("pool '{}': job '{}' of batch '{}' overran its deadline by more than {} s: worker "
-                  "abandoned and replaced",
-                  name_, id, b->id(), kAbandonGrace.count());
+    spdlog::error(
+        "pool '{}': job '{}' of batch '{}' overran its deadline by more than {} s: worker "
+        "abandoned and replaced",
+        name_, id, b->id(), kAbandonGrace.count());
     // The jobs of the chunk not yet started go to the replacement worker, copied: the stuck
     // thread may still read its own job from the old chunk.
     JobChunk* rest = nullptr;
@@ -446,8 +452,7 @@ void Pool::check_stuck_workers() {
         rest->add(chunk->id(i), chunk->payload(i));
       }
     }
-    const double ms =
-        std::chrono::duration<double, std::milli>(now - worker->first_start).count();
+    const double ms = std::chrono::duration<double, std::milli>(now - worker->first_start).count();
     const int attempt = worker->attempt;
     const auto timeout_ms = worker->settings->config.timeout.value_or(std::chrono::milliseconds(0));
     if (chunk->shared_owners.fetch_add(1, std::memory_order_acq_rel) == 1) {
@@ -460,16 +465,16 @@ void Pool::check_stuck_workers() {
     worker->thread.detach();
     --workers_running_;
     try {
-      auto fresh = std::make_shared<Worker>(
-          settings_->library->create(settings_->config.plugin_config));
+      auto fresh =
+          std::make_shared<Worker>(settings_->library->create(settings_->config.plugin_config));
       fresh->settings = settings_;
       fresh->orphan = rest;
       ++workers_running_;
       fresh->thread = std::thread([this, fresh] { worker_loop(fresh); });
       worker = fresh;
     } catch (const std::exception& e) {
-      spdlog::error("pool '{}': cannot create a processor for a replacement worker: {}",
-                    name_, e.what());
+      spdlog::error("pool '{}': cannot create a processor for a replacement worker: {}", name_,
+                    e.what());
       if (rest != nullptr) {
         queued_.fetch_sub(rest->size(), std::memory_order_relaxed);
         for (std::size_t i = 0; i < rest->size(); ++i) {
@@ -497,8 +502,8 @@ void Pool::stop(std::chrono::milliseconds timeout) {
   if (stopping_.exchange(true)) {
     return;
   }
-  spdlog::info("pool '{}' stopping: no new jobs start; running jobs have {} ms to finish",
-               name_, timeout.count());
+  spdlog::info("pool '{}' stopping: no new jobs start; running jobs have {} ms to finish", name_,
+               timeout.count());
   feeder_cv_.notify_all();
   monitor_cv_.notify_all();
   queue_.abort();  // wakes a feeder blocked on a full queue and workers waiting for work
@@ -527,9 +532,10 @@ void Pool::stop(std::chrono::milliseconds timeout) {
   };
   std::unique_lock lock(mutex_);
   if (!wait_all(lock, timeout)) {
-    spdlog::warn("pool '{}': {} jobs still running after {} ms: cancelling them; they run again "
-                 "after the next start",
-                 name_, busy_.load(), timeout.count());
+    spdlog::warn(
+        "pool '{}': {} jobs still running after {} ms: cancelling them; they run again "
+        "after the next start",
+        name_, busy_.load(), timeout.count());
     discard_.store(true);
     for (const auto& b : active_) {
       b->interrupt();
@@ -582,7 +588,8 @@ bool Pool::alive(Clock::duration limit) const {
   if (!started_.load() || stopping_.load()) {
     return true;
   }
-  const auto last = Clock::time_point(Clock::duration(last_tick_ns_.load(std::memory_order_relaxed)));
+  const auto last =
+      Clock::time_point(Clock::duration(last_tick_ns_.load(std::memory_order_relaxed)));
   return Clock::now() - last < limit;
 }
 

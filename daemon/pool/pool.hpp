@@ -40,7 +40,7 @@ struct BatchStatus {
   std::uint64_t done = 0;
   std::uint64_t total = 0;  ///< jobs read so far (all of them once the input is fully read)
   std::uint64_t failed = 0;
-  bool read_all = false;    ///< the whole input has been read: `total` is final
+  bool read_all = false;  ///< the whole input has been read: `total` is final
 };
 
 /// What the pool's jobs run with. Replaced as a whole by a reload: attempts that start after it
@@ -70,8 +70,8 @@ class Pool {
   ~Pool();
 
   /// One processor per worker of `config`, for start-up, a reload, or a check. Throws.
-  static std::vector<plugin::ProcessorHandle> make_processors(
-      const config::PoolConfig& config, const plugin::PluginLibrary& library);
+  static std::vector<plugin::ProcessorHandle> make_processors(const config::PoolConfig& config,
+                                                              const plugin::PluginLibrary& library);
 
   void start();
 
@@ -157,20 +157,21 @@ class Pool {
   std::shared_ptr<const PoolSettings> settings_;
   std::vector<plugin::ProcessorHandle> fresh_processors_;  // made by the last reload, not yet used
   std::condition_variable feeder_cv_;
-  std::deque<std::pair<std::shared_ptr<batch::Batch>, std::unordered_map<std::string, std::uint32_t>>>
+  std::deque<
+      std::pair<std::shared_ptr<batch::Batch>, std::unordered_map<std::string, std::uint32_t>>>
       waiting_;
   std::vector<std::shared_ptr<batch::Batch>> active_;
   std::vector<std::shared_ptr<Worker>> workers_;
   std::vector<std::thread> retired_threads_;
   std::condition_variable workers_cv_;
   int workers_running_ = 0;
-  int retire_ = 0;  // workers asked to leave
+  int retire_ = 0;          // workers asked to leave
   std::mutex claim_mutex_;  // one claim at a time: ids are picked by looking at the spool
 
   std::atomic<bool> started_{false};
   std::atomic<std::int64_t> last_tick_ns_{0};  // steady clock, by the housekeeping thread
-  std::atomic<bool> stopping_{false};   // no new jobs start
-  std::atomic<bool> discard_{false};    // graceful stop timed out: results are discarded
+  std::atomic<bool> stopping_{false};          // no new jobs start
+  std::atomic<bool> discard_{false};           // graceful stop timed out: results are discarded
   std::atomic<std::uint64_t> abandoned_{0};
   std::atomic<int> busy_{0};
 

@@ -27,7 +27,8 @@ bool RateLimiter::acquire(const std::function<bool()>& stop) {
     if (now >= slot) {
       return true;
     }
-    std::this_thread::sleep_for(std::min<Clock::duration>(slot - now, std::chrono::milliseconds(5)));
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(slot - now, std::chrono::milliseconds(5)));
   }
 }
 

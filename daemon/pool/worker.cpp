@@ -29,7 +29,8 @@ bool sleep_unless(Clock::duration d, Stop stop) {
     if (now >= until) {
       return true;
     }
-    std::this_thread::sleep_for(std::min<Clock::duration>(until - now, std::chrono::milliseconds(5)));
+    std::this_thread::sleep_for(
+        std::min<Clock::duration>(until - now, std::chrono::milliseconds(5)));
   }
 }
 
@@ -128,8 +129,9 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
     }
   }
   if (ran > 0) {
-    const auto per_job = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count() /
-                         static_cast<std::int64_t>(ran);
+    const auto per_job =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count() /
+        static_cast<std::int64_t>(ran);
     const auto old = job_ns_.load(std::memory_order_relaxed);
     job_ns_.store(old == 0 ? per_job : (old * 7 + per_job) / 8, std::memory_order_relaxed);
   }
@@ -230,8 +232,8 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     }
     if (status != JobStatus::kOk && retryable && attempt <= cfg.retries) {
       const auto delay = backoff_for(cfg, attempt);
-      spdlog::debug("pool '{}': job '{}' of batch '{}' attempt {} {}: {}; retrying in {} ms",
-                    name_, id, batch.id(), attempt, batch::to_string(status), text, delay.count());
+      spdlog::debug("pool '{}': job '{}' of batch '{}' attempt {} {}: {}; retrying in {} ms", name_,
+                    id, batch.id(), attempt, batch::to_string(status), text, delay.count());
       sleep_unless(delay, stop_waiting);
       continue;
     }

@@ -5,9 +5,9 @@
 
 #include <barista/abi.hpp>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <iostream>
 #include <optional>
@@ -17,7 +17,8 @@ namespace {
 void set_up_logging(const std::string& level) {
   auto logger = spdlog::stderr_logger_mt("baristad");
   // systemd's journal adds its own timestamp; a terminal or a file gets one from us.
-  logger->set_pattern(::getenv("JOURNAL_STREAM") != nullptr ? "%l: %v" : "%Y-%m-%dT%H:%M:%S.%e %l: %v");
+  logger->set_pattern(::getenv("JOURNAL_STREAM") != nullptr ? "%l: %v"
+                                                            : "%Y-%m-%dT%H:%M:%S.%e %l: %v");
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);
@@ -62,8 +63,8 @@ int main(int argc, char** argv) {
                "pool) and exit: 0 valid, 1 invalid");
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error (overrides the config)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
-  app.set_version_flag("--version", fmt::format("baristad {} (SDK ABI {})", BARISTA_VERSION,
-                                                barista::kSdkAbi));
+  app.set_version_flag("--version",
+                       fmt::format("baristad {} (SDK ABI {})", BARISTA_VERSION, barista::kSdkAbi));
   CLI11_PARSE(app, argc, argv);
 
   if (check) {

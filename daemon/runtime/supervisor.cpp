@@ -102,8 +102,8 @@ std::vector<PoolPlan> plan_pools(const config::DaemonConfig& next,
         } else {
           plan.kind = PoolPlan::Kind::kChange;
           plan.change = describe_change(settings->config, pc, library_changed);
-          if (library_changed ||
-              !config::same_values(settings->config.plugin_config.root(), pc.plugin_config.root())) {
+          if (library_changed || !config::same_values(settings->config.plugin_config.root(),
+                                                      pc.plugin_config.root())) {
             plan.processors = pool::Pool::make_processors(pc, *plan.library);
           }
         }
@@ -114,10 +114,12 @@ std::vector<PoolPlan> plan_pools(const config::DaemonConfig& next,
         where.line = e.line();
         where.column = e.column();
       }
-      errors.push_back(located(where, fmt::format("pool '{}': config.{}: {}", pc.name, e.key(), e.what())));
+      errors.push_back(
+          located(where, fmt::format("pool '{}': config.{}: {}", pc.name, e.key(), e.what())));
       continue;
     } catch (const std::exception& e) {
-      errors.push_back(located(pc.plugin_location, fmt::format("pool '{}': {}", pc.name, e.what())));
+      errors.push_back(
+          located(pc.plugin_location, fmt::format("pool '{}': {}", pc.name, e.what())));
       continue;
     }
     plans.push_back(std::move(plan));
@@ -152,8 +154,8 @@ Supervisor::Supervisor(config::DaemonConfig config, std::optional<std::string> l
   }
   if (config_.metrics) {
     try {
-      metrics_ = std::make_unique<Metrics>(*config_.metrics, [this] { return metric_views(); },
-                                           generation_.load());
+      metrics_ = std::make_unique<Metrics>(
+          *config_.metrics, [this] { return metric_views(); }, generation_.load());
     } catch (const std::exception& e) {
       throw StartupError({fmt::format("{}: {}", config_.file.string(), e.what())});
     }
@@ -198,8 +200,9 @@ int Supervisor::run() {
     throw std::system_error(errno, std::generic_category(), "signalfd");
   }
   control_ = std::make_unique<control::ControlServer>(
-      config_.control_socket,
-      [this](const control::Request& request, control::Connection& conn) { handle(request, conn); });
+      config_.control_socket, [this](const control::Request& request, control::Connection& conn) {
+        handle(request, conn);
+      });
   watcher_ = std::make_unique<InboxWatcher>([this](const std::string& name, std::string_view file) {
     auto p = find_pool(name);
     if (!p) {
@@ -222,8 +225,9 @@ int Supervisor::run() {
   // WATCHDOG=1 only while every pool's housekeeping thread keeps ticking (every 50 ms).
   watchdog_ = std::make_unique<Watchdog>([this] {
     const auto all = pools();
-    return std::all_of(all.begin(), all.end(),
-                       [](const auto& entry) { return entry.second->alive(std::chrono::seconds(10)); });
+    return std::all_of(all.begin(), all.end(), [](const auto& entry) {
+      return entry.second->alive(std::chrono::seconds(10));
+    });
   });
   notify_systemd("READY=1\n" + status_line());
   spdlog::info("baristad ready: {} pools, spool {}, control socket {}", pools_.size(),
@@ -322,16 +326,16 @@ ReloadOutcome Supervisor::reload() {
   }
   if (out.errors.empty()) {
     if (next.spool != config_.spool) {
-      out.errors.push_back(fmt::format("{}: spool: cannot change while baristad runs ({} -> {}): "
-                                       "restart it",
-                                       config_.file.string(), config_.spool.string(),
-                                       next.spool.string()));
+      out.errors.push_back(
+          fmt::format("{}: spool: cannot change while baristad runs ({} -> {}): "
+                      "restart it",
+                      config_.file.string(), config_.spool.string(), next.spool.string()));
     }
     if (next.control_socket != config_.control_socket) {
-      out.errors.push_back(fmt::format("{}: control_socket: cannot change while baristad runs "
-                                       "({} -> {}): restart it",
-                                       config_.file.string(), config_.control_socket.string(),
-                                       next.control_socket.string()));
+      out.errors.push_back(fmt::format(
+          "{}: control_socket: cannot change while baristad runs "
+          "({} -> {}): restart it",
+          config_.file.string(), config_.control_socket.string(), next.control_socket.string()));
     }
   }
   std::vector<PoolPlan> plans;
@@ -347,8 +351,8 @@ ReloadOutcome Supervisor::reload() {
         } else if (metrics_) {
           metrics_->listen(*next.metrics);
         } else {
-          metrics_ = std::make_unique<Metrics>(*next.metrics, [this] { return metric_views(); },
-                                               generation_.load());
+          metrics_ = std::make_unique<Metrics>(
+              *next.metrics, [this] { return metric_views(); }, generation_.load());
         }
       } catch (const std::exception& e) {
         out.errors.push_back(fmt::format("{}: {}", next.file.string(), e.what()));
@@ -427,7 +431,8 @@ ReloadOutcome Supervisor::reload() {
   ++generation_;
   out.ok = true;
   spdlog::info("reload: config generation {} applied: {}", generation_,
-               out.changes.empty() ? std::string("no changes") : fmt::format("{}", fmt::join(out.changes, "; ")));
+               out.changes.empty() ? std::string("no changes")
+                                   : fmt::format("{}", fmt::join(out.changes, "; ")));
   return finish();
 }
 

@@ -22,10 +22,10 @@ inline constexpr char kManifestMagic[8] = {'B', 'A', 'R', 'I', 'S', 'T', 'A', '\
 /// library, i.e. before any plugin code (even a static constructor) runs. `magic` and `abi` come
 /// first and stay first in every future ABI, so that any daemon can read them.
 struct PluginManifest {
-  char magic[8];        ///< kManifestMagic
-  std::uint32_t abi;    ///< kSdkAbi of the SDK the plugin was built with
-  char name[64];        ///< the plugin's name, NUL-terminated, e.g. "upper"
-  char version[32];     ///< the plugin's own version, NUL-terminated, e.g. "1.0.0"
+  char magic[8];      ///< kManifestMagic
+  std::uint32_t abi;  ///< kSdkAbi of the SDK the plugin was built with
+  char name[64];      ///< the plugin's name, NUL-terminated, e.g. "upper"
+  char version[32];   ///< the plugin's own version, NUL-terminated, e.g. "1.0.0"
 };
 
 }  // namespace barista

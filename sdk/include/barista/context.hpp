@@ -48,7 +48,8 @@ class Context {
       if (now >= deadline_) {
         return false;
       }
-      std::this_thread::sleep_for(std::min<Clock::duration>({until - now, deadline_ - now, kSlice}));
+      std::this_thread::sleep_for(
+          std::min<Clock::duration>({until - now, deadline_ - now, kSlice}));
     }
   }
 

@@ -26,17 +26,18 @@ inline constexpr const char* kFactorySymbol = "barista_plugin_create";
 
 /// Declares the plugin. Use it once, at namespace scope, in one source file of the plugin.
 ///
-/// `name` (at most 63 bytes) and `version` (at most 31 bytes) are string literals; the factory (everything after them, so that it may
-/// contain top-level commas) is any callable taking `const barista::PluginConfig&` and returning
-/// something convertible to `std::unique_ptr<barista::Processor>`. It is called once per worker.
-/// A factory that throws refuses the pool, with the exception's text as the reason; throw
-/// `barista::ConfigError` for a bad `config:` value so that its location is reported.
-#define BARISTA_PLUGIN(name, version, ...)                                                    \
-  extern "C" BARISTA_EXPORT __attribute__((section(".barista_manifest"), used))              \
-  const ::barista::PluginManifest BARISTA_MANIFEST_SYMBOL{                                    \
-      {'B', 'A', 'R', 'I', 'S', 'T', 'A', '\0'}, ::barista::kSdkAbi, name, version};            \
-  extern "C" BARISTA_EXPORT void BARISTA_FACTORY_SYMBOL(                                      \
-      const ::barista::PluginConfig& barista_config,                                          \
-      std::unique_ptr<::barista::Processor>& barista_out) {                                   \
-    barista_out = (__VA_ARGS__)(barista_config);      \
+/// `name` (at most 63 bytes) and `version` (at most 31 bytes) are string literals; the factory
+/// (everything after them, so that it may contain top-level commas) is any callable taking `const
+/// barista::PluginConfig&` and returning something convertible to
+/// `std::unique_ptr<barista::Processor>`. It is called once per worker. A factory that throws
+/// refuses the pool, with the exception's text as the reason; throw `barista::ConfigError` for a
+/// bad `config:` value so that its location is reported.
+#define BARISTA_PLUGIN(name, version, ...)                                           \
+  extern "C" BARISTA_EXPORT __attribute__((section(".barista_manifest"), used))      \
+  const ::barista::PluginManifest BARISTA_MANIFEST_SYMBOL{                           \
+      {'B', 'A', 'R', 'I', 'S', 'T', 'A', '\0'}, ::barista::kSdkAbi, name, version}; \
+  extern "C" BARISTA_EXPORT void BARISTA_FACTORY_SYMBOL(                             \
+      const ::barista::PluginConfig& barista_config,                                 \
+      std::unique_ptr<::barista::Processor>& barista_out) {                          \
+    barista_out = (__VA_ARGS__)(barista_config);                                     \
   }

@@ -46,11 +46,11 @@ struct ConfigValue {
   enum class Kind { kNull, kScalar, kList, kMap };
 
   Kind kind = Kind::kNull;
-  std::string scalar;                                    ///< the text of a scalar
-  std::vector<ConfigValue> items;                        ///< the elements of a list
-  std::vector<ConfigEntry> map;                          ///< the entries of a map, in file order
-  int line = 0;                                          ///< 1-based; 0 when unknown
-  int column = 0;                                        ///< 1-based; 0 when unknown
+  std::string scalar;              ///< the text of a scalar
+  std::vector<ConfigValue> items;  ///< the elements of a list
+  std::vector<ConfigEntry> map;    ///< the entries of a map, in file order
+  int line = 0;                    ///< 1-based; 0 when unknown
+  int column = 0;                  ///< 1-based; 0 when unknown
 };
 
 /// One key of a map value. (A struct, not std::pair: a pair of an incomplete type does not

@@ -391,12 +391,10 @@ TEST_CASE("the daemon answers while a reload waits for a re-added pool's old sel
   r.check_slow_batch();
 }
 
-// KNOWN DAEMON BUG (reported; [!mayfail] until fixed): while the reload waits, the returning
-// pool is already in the pool map, so a submitted batch is claimed by it, and then resumed a
-// second time by its recover() from active/: both copies run (some jobs get two results) or the
-// second one fails ("cannot open its input"). Pool::recover() should skip batches it already has.
+// While the reload waits for the removed pool to let go, the returning pool is already in the
+// pool map: a batch submitted then is claimed by it, and its recover() must not resume it again.
 TEST_CASE("batches submitted to a pool while it comes back run once",
-          "[integration][reload][!mayfail]") {
+          "[integration][reload]") {
   Returning r;
   std::vector<std::string> accepted;
   for (int i = 0; r.reload->running(); ++i) {

@@ -2,8 +2,8 @@
 
 #include "tests/unit/batch/temp_dir.hpp"
 
-#include <catch2/catch.hpp>
 #include <simdjson.h>
+#include <catch2/catch.hpp>
 
 #include <set>
 #include <thread>

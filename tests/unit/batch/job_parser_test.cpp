@@ -75,7 +75,8 @@ TEST_CASE("JSONL: ids, payloads and errors", "[batch][parser]") {
     CHECK(std::get<1>(parse(R"({"payload":"x"})", 5)) == "5");
   }
   SECTION("a non-string payload is handed over as compact JSON") {
-    auto [valid, id, payload, error] = parse(R"({"id":1, "payload": { "a" : [1, 2, {"b": null}] }})", 1);
+    auto [valid, id, payload, error] =
+        parse(R"({"id":1, "payload": { "a" : [1, 2, {"b": null}] }})", 1);
     CHECK(valid);
     CHECK(payload == R"({"a":[1,2,{"b":null}]})");
   }
@@ -87,7 +88,8 @@ TEST_CASE("JSONL: ids, payloads and errors", "[batch][parser]") {
   }
   SECTION("not an object, bad id type, missing payload") {
     CHECK(std::get<3>(parse("[1,2]", 1)) == "expected a JSON object with \"id\" and \"payload\"");
-    CHECK(std::get<3>(parse(R"({"id":true,"payload":"x"})", 1)) == "\"id\" must be a string or a number");
+    CHECK(std::get<3>(parse(R"({"id":true,"payload":"x"})", 1)) ==
+          "\"id\" must be a string or a number");
     CHECK(std::get<3>(parse(R"({"id":"z"})", 1)) == "missing \"payload\"");
   }
   SECTION("duplicate ids: the second is invalid") {
@@ -107,8 +109,8 @@ TEST_CASE("JSONL: ids, payloads and errors", "[batch][parser]") {
     CHECK(error == "payload of 2000 bytes exceeds max_job_bytes (1000)");
   }
   SECTION("JSON nested 100,000 deep is refused, not a crash") {
-    std::string deep = R"({"id":1,"payload":)" + std::string(100'000, '[') +
-                       std::string(100'000, ']') + "}";
+    std::string deep =
+        R"({"id":1,"payload":)" + std::string(100'000, '[') + std::string(100'000, ']') + "}";
     JobParser big(InputFormat::kJsonl, 1 << 20);
     PaddedLine l(deep, 1);
     auto job = big.parse(l.line);

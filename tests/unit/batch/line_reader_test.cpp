@@ -49,7 +49,8 @@ TEST_CASE("an empty file has no lines", "[batch][line_reader]") {
   CHECK(read_all(dir.write("e.txt", ""), 100).empty());
 }
 
-TEST_CASE("lines over the limit are reported as oversize, with their length", "[batch][line_reader]") {
+TEST_CASE("lines over the limit are reported as oversize, with their length",
+          "[batch][line_reader]") {
   TempDir dir;
   const std::string big(10'000, 'x');
   auto lines = read_all(dir.write("b.txt", "ok\n" + big + "\r\nafter\n" + big), 100);

@@ -112,7 +112,8 @@ TEST_CASE("recover resumes unfinished batches with the results they have", "[bat
   CHECK(text.back() == '\n');
   CHECK(text.find(R"("id":"3")") == std::string::npos);
   // started survives the restart
-  CHECK(std::chrono::duration_cast<std::chrono::seconds>(r.info.started - info->started).count() == 0);
+  CHECK(std::chrono::duration_cast<std::chrono::seconds>(r.info.started - info->started).count() ==
+        0);
 }
 
 TEST_CASE("recover finishes a move that a crash interrupted, and drops empty claims",

@@ -1,7 +1,7 @@
 #include "daemon/common/json.hpp"
 
-#include <catch2/catch.hpp>
 #include <simdjson.h>
+#include <catch2/catch.hpp>
 
 using barista::common::append_json_string;
 
@@ -34,12 +34,12 @@ TEST_CASE("quotes, backslashes and control characters are escaped", "[json]") {
 }
 
 TEST_CASE("valid UTF-8 is kept, invalid UTF-8 becomes U+FFFD", "[json]") {
-  CHECK(round_trip("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80") == "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
+  CHECK(round_trip("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80") ==
+        "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
   CHECK(round_trip("bad \xFF byte") == "bad \xEF\xBF\xBD byte");
   CHECK(round_trip("truncated \xE2\x82") == "truncated \xEF\xBF\xBD\xEF\xBF\xBD");
   CHECK(round_trip("overlong \xC0\xAF") == "overlong \xEF\xBF\xBD\xEF\xBF\xBD");
-  CHECK(round_trip("surrogate \xED\xA0\x80") ==
-        "surrogate \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  CHECK(round_trip("surrogate \xED\xA0\x80") == "surrogate \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
 TEST_CASE("any byte string yields valid JSON", "[json]") {
