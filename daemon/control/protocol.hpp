@@ -12,7 +12,9 @@ namespace barista::control {
 ///
 ///   {"cmd":"submit","pool":"P","name":"jobs.txt"}\n  <batch bytes until the client shuts down
 ///                                                     its side>   -> {"ok":true,"batch":"ID"}
-///   {"cmd":"status"}                     -> {"ok":true,"pools":[...],"batches":[...]}
+///   {"cmd":"status"}                     -> {"ok":true,"pools":[...],"batches":[...],
+///                                            "generation":N}  (pools also carry "abandoned",
+///                                            batches "read_all")
 ///   {"cmd":"cancel","batch":"ID"}        -> {"ok":true}
 ///   {"cmd":"reload"}                     -> {"ok":true,"generation":N,"changes":[...]}
 ///                                           | {"ok":false,"code":1,"errors":[...]}
