@@ -116,12 +116,13 @@ void Supervisor::handle_submit(const control::Request& request, control::Connect
     return;
   }
   // Temp file, fsync, rename, fsync the folder: the batch survives a crash once we answer.
-  const auto tmp = p->spool().inbox() /
-                   fmt::format(".submit-{}-{:x}.tmp", ::getpid(), std::random_device{}());
+  const auto tmp =
+      p->spool().inbox() / fmt::format(".submit-{}-{:x}.tmp", ::getpid(), std::random_device{}());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
-    conn.write(error_reply(kRefused, fmt::format("cannot store the batch in {}: {}",
-                                                 p->spool().inbox().string(), std::strerror(errno))));
+    conn.write(
+        error_reply(kRefused, fmt::format("cannot store the batch in {}: {}",
+                                          p->spool().inbox().string(), std::strerror(errno))));
     return;
   }
   std::string write_error;
@@ -148,15 +149,17 @@ void Supervisor::handle_submit(const control::Request& request, control::Connect
   ::close(fd);
   if (!received || !write_error.empty()) {
     ::unlink(tmp.c_str());
-    conn.write(error_reply(kRefused, write_error.empty()
-                                         ? std::string("the client went away before the whole batch arrived")
-                                         : "cannot store the batch: " + write_error));
+    conn.write(error_reply(kRefused,
+                           write_error.empty()
+                               ? std::string("the client went away before the whole batch arrived")
+                               : "cannot store the batch: " + write_error));
     return;
   }
   try {
     const auto id = p->accept_submission(tmp, request.name);
     spdlog::info("pool '{}': batch '{}' submitted ({} bytes)", p->name(), id, bytes);
-    conn.write(fmt::format(R"({{"ok":true,"batch":{},"pool":{}}})", json_quoted(id), json_quoted(p->name())) +
+    conn.write(fmt::format(R"({{"ok":true,"batch":{},"pool":{}}})", json_quoted(id),
+                           json_quoted(p->name())) +
                "\n");
   } catch (const std::exception& e) {
     ::unlink(tmp.c_str());
@@ -171,17 +174,17 @@ void Supervisor::handle_status(control::Connection& conn) {
   bool first_batch = true;
   for (const auto& [name, p] : pools()) {
     const auto s = p->status();
-    fmt::format_to(std::back_inserter(out),
-                   R"({}{{"name":{},"plugin":{},"workers":{},"busy":{},"queued":{},"on_error":"{}","abandoned":{}}})",
-                   first ? "" : ",", json_quoted(s.name), json_quoted(s.plugin), s.workers, s.busy, s.queued,
-                   s.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue",
-                   s.abandoned);
+    fmt::format_to(
+        std::back_inserter(out),
+        R"({}{{"name":{},"plugin":{},"workers":{},"busy":{},"queued":{},"on_error":"{}","abandoned":{}}})",
+        first ? "" : ",", json_quoted(s.name), json_quoted(s.plugin), s.workers, s.busy, s.queued,
+        s.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue", s.abandoned);
     first = false;
     for (const auto& b : p->batches()) {
       fmt::format_to(std::back_inserter(batches),
                      R"({}{{"batch":{},"pool":{},"done":{},"total":{},"failed":{},"read_all":{}}})",
-                     first_batch ? "" : ",", json_quoted(b.batch), json_quoted(b.pool), b.done, b.total,
-                     b.failed, b.read_all ? "true" : "false");
+                     first_batch ? "" : ",", json_quoted(b.batch), json_quoted(b.pool), b.done,
+                     b.total, b.failed, b.read_all ? "true" : "false");
       first_batch = false;
     }
   }
@@ -197,14 +200,16 @@ void Supervisor::handle_cancel(const control::Request& request, control::Connect
     return;
   }
   if (!where->active) {
-    conn.write(error_reply(kUnknown, fmt::format("batch '{}' has already finished", request.batch)));
+    conn.write(
+        error_reply(kUnknown, fmt::format("batch '{}' has already finished", request.batch)));
     return;
   }
   // The mark makes the cancellation outlive a restart: recovery reads it.
   common::write_file_durably(where->dir / "cancelled", "cancelled by barista cancel\n");
   where->active->cancel();
   spdlog::warn("batch '{}' (pool '{}') cancelled on request", request.batch, where->pool->name());
-  conn.write(R"({"ok":true})" "\n");
+  conn.write(R"({"ok":true})"
+             "\n");
 }
 
 void Supervisor::handle_results(const control::Request& request, control::Connection& conn) {
@@ -214,15 +219,19 @@ void Supervisor::handle_results(const control::Request& request, control::Connec
     return;
   }
   if (request.summary) {
-    const std::string summary = where->active ? running_summary(*where->active)
-                                              : trimmed(common::read_file(where->dir / "summary.json"));
-    conn.write(R"({"ok":true})" "\n" + summary + "\n");
+    const std::string summary = where->active
+                                    ? running_summary(*where->active)
+                                    : trimmed(common::read_file(where->dir / "summary.json"));
+    conn.write(R"({"ok":true})"
+               "\n" +
+               summary + "\n");
     return;
   }
   if (where->active) {
     where->active->flush(false);  // what has been recorded so far
   }
-  conn.write(R"({"ok":true})" "\n");
+  conn.write(R"({"ok":true})"
+             "\n");
   const int fd = ::open((where->dir / "results.jsonl").c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     return;  // moved between the look and the open: the client sees what it got
@@ -250,10 +259,10 @@ void Supervisor::handle_wait(const control::Request& request, control::Connectio
       return;
     }
     const auto c = where->active->counts();
-    const auto line = fmt::format(
-        R"({{"progress":{{"done":{},"total":{},"failed":{},"read_all":{}}}}})", c.total(),
-        where->active->jobs_read(), c.failed + c.timeout + c.invalid,
-        where->active->read_all() ? "true" : "false");
+    const auto line =
+        fmt::format(R"({{"progress":{{"done":{},"total":{},"failed":{},"read_all":{}}}}})",
+                    c.total(), where->active->jobs_read(), c.failed + c.timeout + c.invalid,
+                    where->active->read_all() ? "true" : "false");
     if (!conn.write(line + "\n") || conn.client_gone()) {
       return;  // the client stopped waiting: nothing else to do
     }
@@ -267,9 +276,9 @@ void Supervisor::handle_wait(const control::Request& request, control::Connectio
 
 void Supervisor::handle_reload(control::Connection& conn) {
   const auto outcome = wait_reload(request_reload());
-  std::string out = fmt::format(R"({{"ok":{},"generation":{},"code":{},"changes":[)",
-                                outcome.ok ? "true" : "false", outcome.generation,
-                                outcome.ok ? 0 : kUnknown);
+  std::string out =
+      fmt::format(R"({{"ok":{},"generation":{},"code":{},"changes":[)",
+                  outcome.ok ? "true" : "false", outcome.generation, outcome.ok ? 0 : kUnknown);
   for (std::size_t i = 0; i < outcome.changes.size(); ++i) {
     out += (i == 0 ? "" : ",") + json_quoted(outcome.changes[i]);
   }

@@ -393,8 +393,7 @@ TEST_CASE("the daemon answers while a reload waits for a re-added pool's old sel
 
 // While the reload waits for the removed pool to let go, the returning pool is already in the
 // pool map: a batch submitted then is claimed by it, and its recover() must not resume it again.
-TEST_CASE("batches submitted to a pool while it comes back run once",
-          "[integration][reload]") {
+TEST_CASE("batches submitted to a pool while it comes back run once", "[integration][reload]") {
   Returning r;
   std::vector<std::string> accepted;
   for (int i = 0; r.reload->running(); ++i) {
