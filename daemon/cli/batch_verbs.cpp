@@ -46,7 +46,9 @@ void add_cancel(CLI::App& app, const GlobalOptions& globals, Action& action) {
       "No further job of the batch starts, its running jobs are told to stop, every job without "
       "a result gets `cancelled`, and the batch ends in failed/ as cancelled.\n"
       "Exit: 0 cancelled; 1 unknown (or already finished) batch; 3 no daemon.");
-  cmd->add_option("ID", *id, "the batch id (as `submit` printed it)")->required();
+  cmd->add_option("ID", *id,
+                  "the batch id (as `submit` printed it), or POOL/ID when pools share ids")
+      ->required();
   cmd->callback(
       [&action, &globals, id] { action = [&globals, id] { return run_cancel(globals, *id); }; });
 }
@@ -57,7 +59,7 @@ void add_results(CLI::App& app, const GlobalOptions& globals, Action& action) {
   auto* cmd = add_verb(app, "results", "Print a batch's results (or its summary)",
                        "Prints the batch's results.jsonl lines recorded so far: the batch may "
                        "still be running.\nExit: 0; 1 unknown batch; 3 no daemon.");
-  cmd->add_option("ID", *id, "the batch id")->required();
+  cmd->add_option("ID", *id, "the batch id, or POOL/ID when pools share ids")->required();
   cmd->add_flag("--summary", *summary,
                 "print the batch's summary.json instead (for a running batch: the counts so far, "
                 "with \"state\":\"running\")");

@@ -2,6 +2,7 @@
 
 #include "daemon/cli/cli_error.hpp"
 #include "daemon/common/json.hpp"
+#include "daemon/control/protocol.hpp"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -89,17 +90,26 @@ void ControlClient::set_read_timeout(std::chrono::seconds timeout) {
 void ControlClient::send_request(std::string_view json) {
   std::string line(json);
   line += '\n';
-  std::string_view rest = line;
-  while (!rest.empty()) {
-    const ssize_t n = ::send(fd_, rest.data(), rest.size(), MSG_NOSIGNAL);
+  if (!send_all(line)) {
+    lost(socket_, EPIPE);
+  }
+}
+
+bool ControlClient::send_all(std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) {
         continue;
       }
+      if (errno == EPIPE || errno == ECONNRESET) {
+        return false;  // the daemon refused and stopped reading; its answer is waiting
+      }
       lost(socket_, errno);
     }
-    rest.remove_prefix(static_cast<std::size_t>(n));
+    data.remove_prefix(static_cast<std::size_t>(n));
   }
+  return true;
 }
 
 bool ControlClient::send_body(int fd, std::string_view source,
@@ -111,33 +121,20 @@ bool ControlClient::send_body(int fd, std::string_view source,
       continue;
     }
     if (got < 0) {
-      // The protocol has no way to say "abandon it": the daemon takes the end of the connection
-      // for the end of the batch, so the part already sent is stored (see docs/cli.md).
+      // Thrown before the end marker: the daemon discards the part already sent.
       throw CliError(kExitRefused, fmt::format("cannot read {}: {}", source, std::strerror(errno)));
     }
-    if (got == 0) {
-      break;
-    }
-    std::string_view data(chunk.data(), static_cast<std::size_t>(got));
+    const std::string_view data(chunk.data(), static_cast<std::size_t>(got));
     if (observe) {
       observe(data);
     }
-    while (!data.empty()) {
-      const ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n < 0) {
-        if (errno == EINTR) {
-          continue;
-        }
-        if (errno == EPIPE || errno == ECONNRESET) {
-          return false;  // the daemon refused and stopped reading; its answer is waiting
-        }
-        lost(socket_, errno);
-      }
-      data.remove_prefix(static_cast<std::size_t>(n));
+    if (!send_all(control::chunk_header(data.size())) || !send_all(data)) {
+      return false;
+    }
+    if (got == 0) {
+      return true;  // that was the end marker
     }
   }
-  ::shutdown(fd_, SHUT_WR);
-  return true;
 }
 
 bool ControlClient::receive_more() {

@@ -29,10 +29,11 @@ class ControlClient {
 
   /// Sends the request line (`json` plus a newline).
   void send_request(std::string_view json);
-  /// Streams everything readable from `fd` after the request, without holding it in memory,
-  /// then shuts down the sending side (the daemon's end of the body). Returns false when the
-  /// daemon stopped reading early (it has answered why). Throws CliError when `fd` cannot be
-  /// read: `source` names it in the message. `observe` sees every byte sent.
+  /// Streams everything readable from `fd` after the request as a chunked body (see
+  /// daemon/control/protocol.hpp), without holding it in memory, and ends it with the end
+  /// marker. Returns false when the daemon stopped reading early (it has answered why). Throws
+  /// CliError when `fd` cannot be read (`source` names it): no end marker is sent, so the daemon
+  /// stores nothing. `observe` sees every byte sent.
   bool send_body(int fd, std::string_view source,
                  const std::function<void(std::string_view)>& observe = {});
 
@@ -42,6 +43,8 @@ class ControlClient {
   void copy_rest_to(int fd);
 
  private:
+  /// Sends all of `data`; false when the daemon has stopped reading.
+  bool send_all(std::string_view data);
   /// Fills buffer_ with more bytes; false at the end of the stream.
   bool receive_more();
 

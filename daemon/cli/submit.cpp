@@ -113,7 +113,7 @@ int run_submit(const GlobalOptions& globals, const SubmitOptions& o) {
   if (!o.wait) {
     return kExitOk;
   }
-  return wait_for_batch(socket, id, show_progress, counter.jobs());
+  return wait_for_batch(socket, o.pool, id, show_progress, counter.jobs());
 }
 
 }  // namespace

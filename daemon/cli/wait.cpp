@@ -67,11 +67,13 @@ void tidy_up_on_interrupt(const std::string& id) {
 
 }  // namespace
 
-int wait_for_batch(const std::filesystem::path& socket, const std::string& id, bool show_progress,
+int wait_for_batch(const std::filesystem::path& socket, const std::string& pool,
+                   const std::string& id, bool show_progress,
                    std::optional<std::uint64_t> expected_jobs) {
   ControlClient client(socket);
   client.set_read_timeout(kSilenceLimit);
-  client.send_request(request_json("wait", {{"batch", id}}));
+  // Named with its pool: another pool may hold a batch with the same id.
+  client.send_request(request_json("wait", {{"batch", pool + "/" + id}}));
   std::unique_ptr<ProgressBar> bar;
   if (show_progress) {
     tidy_up_on_interrupt(id);

@@ -92,28 +92,29 @@ bool Connection::write(std::string_view data) {
 }
 
 bool Connection::read_body(const std::function<bool(std::string_view)>& sink) {
+  ChunkDecoder decoder;
   if (!pending_.empty()) {
-    if (!sink(pending_)) {
-      return false;
-    }
+    decoder.feed(pending_, sink);
     pending_.clear();
   }
   std::vector<char> buf(256 * 1024);
-  for (;;) {
+  while (decoder.state() == ChunkDecoder::State::kMore) {
     const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
-    if (n == 0) {
-      return true;
+    if (n < 0 && errno == EINTR) {
+      continue;
     }
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
+    if (n <= 0) {
+      body_error_ = n == 0 ? "the client went away before the end of the batch"
+                           : "the batch stopped arriving: " + errno_text();
       return false;
     }
-    if (!sink(std::string_view(buf.data(), static_cast<std::size_t>(n)))) {
-      return false;
-    }
+    decoder.feed(std::string_view(buf.data(), static_cast<std::size_t>(n)), sink);
   }
+  if (decoder.state() == ChunkDecoder::State::kError) {
+    body_error_ = decoder.error();
+    return false;
+  }
+  return true;
 }
 
 bool Connection::client_gone() const {

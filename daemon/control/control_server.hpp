@@ -27,9 +27,11 @@ class Connection {
   [[nodiscard]] const ucred& peer() const noexcept { return peer_; }
   /// Writes all of `data`; false when the client has gone.
   bool write(std::string_view data);
-  /// Hands the raw bytes after the request line to `sink` until the client shuts down its side.
-  /// False when the client vanished, stalled for 30 s, or `sink` returned false.
+  /// Hands the chunked body after the request line (see protocol.hpp) to `sink` until its end
+  /// marker. False when the body was malformed, the client vanished or stalled for 30 s before
+  /// the end marker, or `sink` returned false; body_error() then says which.
   bool read_body(const std::function<bool(std::string_view)>& sink);
+  [[nodiscard]] const std::string& body_error() const noexcept { return body_error_; }
   /// True once the client has hung up (checked without blocking).
   [[nodiscard]] bool client_gone() const;
 
@@ -37,6 +39,7 @@ class Connection {
   int fd_;
   ucred peer_;
   std::string pending_;
+  std::string body_error_;
 };
 
 /// The control socket: accepts connections, reads one request line from each (many idle or slow

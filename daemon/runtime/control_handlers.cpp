@@ -37,25 +37,54 @@ struct Located {
   fs::path dir;
 };
 
-std::optional<Located> locate(const std::map<std::string, std::shared_ptr<pool::Pool>>& pools,
-                              const std::string& id) {
-  if (id.empty() || id.find('/') != std::string::npos || id == "." || id == "..") {
-    return std::nullopt;
+bool valid_batch_id(std::string_view id) {
+  return !id.empty() && id.find('/') == std::string_view::npos && id != "." && id != "..";
+}
+
+std::optional<Located> locate_in(const std::shared_ptr<pool::Pool>& p, const std::string& id) {
+  if (auto b = p->find_batch(id); b && !b->finished()) {
+    return Located{p, b, b->dir()};
   }
-  for (const auto& [name, p] : pools) {
-    if (auto b = p->find_batch(id); b && !b->finished()) {
-      return Located{p, b, b->dir()};
-    }
-  }
-  for (const auto& [name, p] : pools) {
-    for (const auto& dir : {p->spool().done() / id, p->spool().failed() / id}) {
-      std::error_code ec;
-      if (fs::exists(dir / "summary.json", ec)) {
-        return Located{p, nullptr, dir};
-      }
+  for (const auto& dir : {p->spool().done() / id, p->spool().failed() / id}) {
+    std::error_code ec;
+    if (fs::exists(dir / "summary.json", ec)) {
+      return Located{p, nullptr, dir};
     }
   }
   return std::nullopt;
+}
+
+// A batch named `ref`: "ID", or "POOL/ID" where ids repeat across pools (they are unique only
+// within a pool). nullopt with `error` set when there is none, or more than one.
+std::optional<Located> locate(const std::map<std::string, std::shared_ptr<pool::Pool>>& pools,
+                              const std::string& ref, std::string& error) {
+  error = fmt::format("unknown batch '{}'", ref);
+  const auto slash = ref.find('/');
+  if (slash != std::string::npos) {
+    const auto id = ref.substr(slash + 1);
+    const auto p = pools.find(ref.substr(0, slash));
+    if (p == pools.end() || !valid_batch_id(id)) {
+      return std::nullopt;
+    }
+    return locate_in(p->second, id);
+  }
+  if (!valid_batch_id(ref)) {
+    return std::nullopt;
+  }
+  std::optional<Located> found;
+  std::vector<std::string> in;
+  for (const auto& [name, p] : pools) {
+    if (auto where = locate_in(p, ref)) {
+      found = std::move(where);
+      in.push_back(name);
+    }
+  }
+  if (in.size() > 1) {
+    error = fmt::format("batch '{}' is in more than one pool ({}): name it as POOL/{}", ref,
+                        fmt::join(in, ", "), ref);
+    return std::nullopt;
+  }
+  return found;
 }
 
 bool valid_batch_name(std::string_view name) {
@@ -149,10 +178,11 @@ void Supervisor::handle_submit(const control::Request& request, control::Connect
   ::close(fd);
   if (!received || !write_error.empty()) {
     ::unlink(tmp.c_str());
-    conn.write(error_reply(kRefused,
-                           write_error.empty()
-                               ? std::string("the client went away before the whole batch arrived")
-                               : "cannot store the batch: " + write_error));
+    conn.write(error_reply(kRefused, write_error.empty()
+                                         ? conn.body_error()
+                                         : "cannot store the batch: " + write_error));
+    spdlog::warn("pool '{}': submitted batch '{}' not stored: {}", p->name(), request.name,
+                 write_error.empty() ? conn.body_error() : write_error);
     return;
   }
   try {
@@ -194,9 +224,10 @@ void Supervisor::handle_status(control::Connection& conn) {
 }
 
 void Supervisor::handle_cancel(const control::Request& request, control::Connection& conn) {
-  auto where = locate(pools(), request.batch);
+  std::string error;
+  auto where = locate(pools(), request.batch, error);
   if (!where) {
-    conn.write(error_reply(kUnknown, fmt::format("unknown batch '{}'", request.batch)));
+    conn.write(error_reply(kUnknown, error));
     return;
   }
   if (!where->active) {
@@ -213,9 +244,10 @@ void Supervisor::handle_cancel(const control::Request& request, control::Connect
 }
 
 void Supervisor::handle_results(const control::Request& request, control::Connection& conn) {
-  auto where = locate(pools(), request.batch);
+  std::string error;
+  auto where = locate(pools(), request.batch, error);
   if (!where) {
-    conn.write(error_reply(kUnknown, fmt::format("unknown batch '{}'", request.batch)));
+    conn.write(error_reply(kUnknown, error));
     return;
   }
   if (request.summary) {
@@ -248,9 +280,10 @@ void Supervisor::handle_results(const control::Request& request, control::Connec
 
 void Supervisor::handle_wait(const control::Request& request, control::Connection& conn) {
   for (;;) {
-    auto where = locate(pools(), request.batch);
+    std::string error;
+    auto where = locate(pools(), request.batch, error);
     if (!where) {
-      conn.write(error_reply(kUnknown, fmt::format("unknown batch '{}'", request.batch)));
+      conn.write(error_reply(kUnknown, error));
       return;
     }
     if (!where->active) {

@@ -70,5 +70,35 @@ TEST_CASE("results of an unknown batch exits 1", "[integration][cli]") {
   }
 }
 
+TEST_CASE("a batch id used in two pools is named as POOL/ID", "[integration][cli]") {
+  Daemon d(pool("alpha", "echo", 1) + pool("beta", "echo", 1, "    config:\n      fail_on: x\n"));
+  d.start();
+  TempDir tmp;
+  write_file(tmp.path() / "jobs.txt", "a\nx\n");
+  const auto file = (tmp.path() / "jobs.txt").string();
+  REQUIRE(run_cli(with_socket(d, {"submit", "alpha", file})).out == "jobs\n");
+  CHECK(d.wait_batch("alpha", "jobs").summary.ok == 2);
+  // --wait follows its own pool's batch, not the other pool's finished one of the same id.
+  const auto waited = run_cli(with_socket(d, {"submit", "beta", file, "--wait"}));
+  CHECK(waited.exit_code == 1);
+  CHECK(waited.out.find(R"("pool":"beta")") != std::string::npos);
+
+  for (const std::string verb : {"results", "cancel"}) {
+    const auto r = run_cli(with_socket(d, {verb, "jobs"}));
+    CHECK(r.exit_code == 1);
+    CHECK(r.err ==
+          "barista: batch 'jobs' is in more than one pool (alpha, beta): name it as POOL/jobs\n");
+  }
+  const auto alpha = run_cli(with_socket(d, {"results", "alpha/jobs", "--summary"}));
+  CHECK(alpha.exit_code == 0);
+  CHECK(alpha.out.find(R"("pool":"alpha","state":"done","jobs":2,"ok":2,)") != std::string::npos);
+  const auto beta = run_cli(with_socket(d, {"results", "beta/jobs"}));
+  CHECK(beta.exit_code == 0);
+  CHECK(lines_of(beta.out).size() == 2);
+  CHECK(run_cli(with_socket(d, {"results", "gamma/jobs"})).err ==
+        "barista: unknown batch 'gamma/jobs'\n");
+  CHECK(run_cli(with_socket(d, {"results", "alpha/"})).exit_code == 1);
+}
+
 }  // namespace
 }  // namespace barista::itest::cli

@@ -7,8 +7,11 @@
 
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
+#include <future>
 #include <string>
+#include <utility>
 
 namespace barista::itest::cli {
 namespace {
@@ -174,6 +177,62 @@ TEST_CASE("submit is refused with exit 3 and leaves nothing behind", "[integrati
     CHECK(r.err == "barista: invalid batch name '.hidden'\n");
   }
   CHECK(pool_untouched(d, "echo"));
+}
+
+// Any file in `folder` (hidden ones too) that has some bytes in it.
+bool holds_a_partial_file(const fs::path& folder) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(folder, ec)) {
+    if (entry.is_regular_file(ec) && entry.file_size(ec) > 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST_CASE("a submit killed before its batch is whole stores nothing", "[integration][cli]") {
+  Daemon d(pool("echo", "echo", 1));
+  d.start();
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  // Lets the writer go however the test ends, or the CLI process's destructor would wait forever.
+  struct Release {
+    std::promise<void>& p;
+    bool done = false;
+    void now() {
+      if (!std::exchange(done, true)) {
+        p.set_value();
+      }
+    }
+    ~Release() { now(); }
+  };
+  CliOptions o;
+  // Two and a half lines, then the pipe stays open: the upload is under way when the CLI dies.
+  o.stdin_writer = [released](int fd) {
+    const std::string part = "one\ntwo\nthr";
+    (void)!::write(fd, part.data(), part.size());  // a short write shows as a test failure
+    released.wait();
+  };
+  {
+    CliProcess cli(with_socket(d, {"submit", "--name", "cut.txt", "echo", "-"}), o);
+    Release let_go{release};
+    REQUIRE(d.wait_until([&] { return holds_a_partial_file(d.inbox("echo")); },
+                         std::chrono::seconds(10)));
+    cli.signal(SIGKILL);
+    let_go.now();  // wait() collects the writer thread too
+    CHECK(cli.wait(std::chrono::seconds(10)).exit_code == 128 + SIGKILL);
+  }
+  REQUIRE(
+      d.wait_log("submitted batch 'cut.txt' not stored: the client went away before the end "
+                 "of the batch",
+                 std::chrono::seconds(10)));
+  CHECK(pool_untouched(d, "echo"));
+  // The daemon goes on taking whole batches.
+  TempDir tmp;
+  write_file(tmp.path() / "whole.txt", "a\nb\n");
+  const auto r = run_cli(with_socket(d, {"submit", "echo", (tmp.path() / "whole.txt").string()}));
+  REQUIRE(r.exit_code == 0);
+  CHECK(d.wait_batch("echo", "whole").summary.ok == 2);
 }
 
 TEST_CASE("submit without its arguments is a usage error", "[integration][cli]") {

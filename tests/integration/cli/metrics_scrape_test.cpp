@@ -1,0 +1,92 @@
+// The running daemon's /metrics (issue: live operations, item 6): scraped over HTTP while it
+// works, the numbers follow what a user did: jobs by status, batches, workers, reloads.
+
+#include "tests/integration/cli/cli_support.hpp"
+
+#include <curl/curl.h>
+#include <catch2/catch.hpp>
+
+#include <regex>
+#include <string>
+
+namespace barista::itest::cli {
+namespace {
+
+// GET `url`; the body, or a failure naming curl's error.
+std::string scrape(const std::string& url) {
+  CURL* curl = curl_easy_init();
+  REQUIRE(curl != nullptr);
+  std::string body;
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(
+      curl, CURLOPT_WRITEFUNCTION,
+      +[](char* data, std::size_t size, std::size_t n, void* out) -> std::size_t {
+        static_cast<std::string*>(out)->append(data, size * n);
+        return size * n;
+      });
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  const CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(curl);
+  INFO(url << ": " << curl_easy_strerror(rc));
+  REQUIRE(rc == CURLE_OK);
+  REQUIRE(status == 200);
+  return body;
+}
+
+// The value of the sample line that starts with `series` ("name{labels}"), or -1.
+double sample(const std::string& text, const std::string& series) {
+  const auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) {
+    return -1;
+  }
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+TEST_CASE("a running baristad serves its metrics", "[integration][cli][metrics]") {
+  Daemon d(pool("echo", "echo", 2, "    config:\n      fail_on: bad\n"), "metrics: 127.0.0.1:0\n");
+  d.start();
+  // Port 0: the kernel picks one, and the log names it.
+  REQUIRE(d.wait_log("/metrics", std::chrono::seconds(5)));
+  std::smatch m;
+  const auto log = d.log();
+  REQUIRE(std::regex_search(log, m,
+                            std::regex(R"(metrics: serving (http://127\.0\.0\.1:\d+/metrics))")));
+  const std::string url = m[1];
+
+  auto text = scrape(url);
+  CHECK(sample(text, R"(barista_workers{pool="echo"})") == 2);
+  CHECK(sample(text, R"(barista_jobs_total{pool="echo",status="ok"})") == 0);
+  CHECK(sample(text, "barista_config_generation") == 1);
+
+  TempDir tmp;
+  write_file(tmp.path() / "five.txt", "a\nb\nbad\nc\nd\n");
+  const auto r =
+      run_cli(with_socket(d, {"submit", "echo", (tmp.path() / "five.txt").string(), "--wait"}));
+  CHECK(r.exit_code == 1);
+  text = scrape(url);
+  CHECK(sample(text, R"(barista_jobs_total{pool="echo",status="ok"})") == 4);
+  CHECK(sample(text, R"(barista_jobs_total{pool="echo",status="failed"})") == 1);
+  CHECK(sample(text, R"(barista_batches_total{pool="echo",state="done"})") == 1);
+  CHECK(sample(text, R"(barista_job_duration_seconds_count{pool="echo"})") == 5);
+  CHECK(sample(text, R"(barista_queue_depth{pool="echo"})") == 0);
+  CHECK(sample(text, R"(barista_workers_busy{pool="echo"})") == 0);
+
+  // A rejected reload, then an applied one that resizes the pool.
+  d.edit_config([](std::string c) { return c + "bogus_key: 1\n"; });
+  CHECK(run_cli(with_socket(d, {"reload"})).exit_code == 1);
+  d.set_pools(pool("echo", "echo", 3), "metrics: 127.0.0.1:0\n");
+  REQUIRE(run_cli(with_socket(d, {"reload"})).exit_code == 0);
+  // The endpoint stays where it was while `metrics:` is unchanged.
+  text = scrape(url);
+  CHECK(sample(text, R"(barista_reloads_total{result="rejected"})") == 1);
+  CHECK(sample(text, R"(barista_reloads_total{result="ok"})") == 1);
+  CHECK(sample(text, "barista_config_generation") == 2);
+  CHECK(sample(text, R"(barista_workers{pool="echo"})") == 3);
+}
+
+}  // namespace
+}  // namespace barista::itest::cli
