@@ -229,6 +229,7 @@ std::vector<PoolSpool::Recovered> PoolSpool::recover(
     }
     r.state.cancelled =
         fs::exists(dir / "cancelled") || (cancel_all && r.state.first_error.has_value());
+    r.crashes = read_crash_records(dir);
     out.push_back(std::move(r));
   }
   return out;

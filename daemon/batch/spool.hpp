@@ -1,6 +1,7 @@
 #pragma once
 
 #include "daemon/batch/batch.hpp"
+#include "daemon/batch/crash_journal.hpp"
 
 #include <filesystem>
 #include <functional>
@@ -37,6 +38,7 @@ class PoolSpool {
     Batch::Info info;
     ResumedState state;
     std::unordered_map<std::string, std::uint32_t> recorded;  ///< result ids -> how many
+    CrashRecords crashes;  ///< the jobs that were running when the daemon crashed
   };
   /// Looks at every folder in active/: finished ones (summary.json written) are moved on,
   /// others are returned to be resumed. A torn last line of results.jsonl is cut off.

@@ -19,6 +19,7 @@ struct JobChunk {
     std::size_t offset = 0;  // id at offset, payload right behind it
     std::uint32_t id_length = 0;
     std::size_t payload_length = 0;
+    std::uint64_t line = 0;  // physical line in the batch's input
   };
 
   std::shared_ptr<batch::Batch> batch;
@@ -29,8 +30,8 @@ struct JobChunk {
   // both still read the chunk: each adds one when it lets go; the second one deletes it.
   std::atomic<int> shared_owners{0};
 
-  void add(std::string_view id, std::string_view payload) {
-    jobs.push_back({arena.size(), static_cast<std::uint32_t>(id.size()), payload.size()});
+  void add(std::string_view id, std::string_view payload, std::uint64_t line) {
+    jobs.push_back({arena.size(), static_cast<std::uint32_t>(id.size()), payload.size(), line});
     arena.append(id);
     arena.append(payload);
   }
@@ -40,6 +41,7 @@ struct JobChunk {
   [[nodiscard]] std::string_view payload(std::size_t i) const {
     return {arena.data() + jobs[i].offset + jobs[i].id_length, jobs[i].payload_length};
   }
+  [[nodiscard]] std::uint64_t line(std::size_t i) const { return jobs[i].line; }
   [[nodiscard]] std::size_t size() const noexcept { return jobs.size(); }
   void reset() {
     batch.reset();

@@ -37,11 +37,12 @@ struct Pool::OpenBatch {
   std::unique_ptr<batch::LineReader> reader;
   std::unique_ptr<batch::JobParser> parser;
   std::unordered_map<std::string, std::uint32_t> recorded;
+  batch::CrashRecords crashes;
 };
 
 Pool::Pool(config::PoolConfig config, std::shared_ptr<const plugin::PluginLibrary> library,
-           const std::filesystem::path& spool)
-    : name_(config.name), spool_(spool, config.name) {
+           const std::filesystem::path& spool, std::shared_ptr<batch::RunningJobs> running)
+    : name_(config.name), spool_(spool, config.name), running_(std::move(running)) {
   fresh_processors_ = make_processors(config, *library);
   auto settings = std::make_shared<PoolSettings>();
   if (config.rate) {
@@ -83,16 +84,30 @@ void Pool::apply_queue_settings(const config::PoolConfig& config) {
       static_cast<std::ptrdiff_t>(std::max(workers, (config.queue + max_chunk_ - 1) / max_chunk_)));
 }
 
-void Pool::spawn_worker_locked(plugin::ProcessorHandle processor, JobChunk* orphan) {
-  auto worker = std::make_shared<Worker>(std::move(processor));
+std::shared_ptr<Pool::Worker> Pool::make_worker_locked(plugin::ProcessorHandle processor,
+                                                       JobChunk* orphan) {
+  auto worker = std::make_shared<Worker>(std::move(processor), running_);
   worker->settings = settings_;
   worker->orphan = orphan;
   ++workers_running_;
   worker->thread = std::thread([this, worker] { worker_loop(worker); });
-  workers_.push_back(std::move(worker));
+  return worker;
 }
 
-void Pool::start() {
+void Pool::spawn_worker_locked(plugin::ProcessorHandle processor, JobChunk* orphan) {
+  workers_.push_back(make_worker_locked(std::move(processor), orphan));
+}
+
+void Pool::release() {
+  {
+    std::lock_guard lock(mutex_);
+    held_ = false;
+    released_ = true;  // a start() that comes after does not hold it again
+  }
+  feeder_cv_.notify_all();
+}
+
+void Pool::start(bool hold) {
   std::lock_guard lock(mutex_);
   while (!fresh_processors_.empty()) {
     auto processor = std::move(fresh_processors_.back());
@@ -100,6 +115,7 @@ void Pool::start() {
     spawn_worker_locked(std::move(processor), nullptr);
   }
   started_ = true;
+  held_ = hold && !released_;
   feeder_ = std::thread([this] { feeder_loop(); });
   monitor_ = std::thread([this] { monitor_loop(); });
   const auto& cfg = settings_->config;
@@ -155,11 +171,12 @@ void Pool::reconfigure(config::PoolConfig config,
 }
 
 void Pool::add_batch(std::shared_ptr<batch::Batch> batch,
-                     std::unordered_map<std::string, std::uint32_t> recorded) {
+                     std::unordered_map<std::string, std::uint32_t> recorded,
+                     batch::CrashRecords crashes) {
   {
     std::lock_guard lock(mutex_);
     active_.push_back(batch);
-    waiting_.emplace_back(std::move(batch), std::move(recorded));
+    waiting_.push_back({std::move(batch), std::move(recorded), std::move(crashes)});
   }
   feeder_cv_.notify_one();
 }
@@ -221,7 +238,7 @@ void Pool::recover() {
                  r.state.counts.total());
     r.info.counters = counters_;
     add_batch(std::make_shared<batch::Batch>(std::move(r.info), std::move(r.state)),
-              std::move(r.recorded));
+              std::move(r.recorded), std::move(r.crashes));
   }
 }
 
@@ -256,7 +273,7 @@ void Pool::feeder_loop() {
       {
         std::unique_lock lock(mutex_);
         if (open.empty()) {
-          feeder_cv_.wait(lock, [&] { return stopping_.load() || !waiting_.empty(); });
+          feeder_cv_.wait(lock, [&] { return stopping_.load() || (!held_ && !waiting_.empty()); });
         }
         if (stopping_.load()) {
           break;
@@ -267,9 +284,10 @@ void Pool::feeder_loop() {
         }
         const auto max_job_bytes = settings_->config.max_job_bytes;
         while (open.size() < kMaxOpenBatches && !waiting_.empty()) {
-          auto [b, recorded] = std::move(waiting_.front());
+          auto w = std::move(waiting_.front());
           waiting_.pop_front();
-          OpenBatch ob{b, nullptr, nullptr, std::move(recorded)};
+          auto b = w.batch;
+          OpenBatch ob{b, nullptr, nullptr, std::move(w.recorded), std::move(w.crashes)};
           const int fd = ::open(b->input_path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
           if (fd < 0) {
             spdlog::error("batch '{}' (pool '{}'): cannot open its input {}: {}", b->id(), name_,
@@ -328,6 +346,7 @@ bool Pool::feed_one(OpenBatch& open, JobChunk*& chunk) {
     chunk = take_free_chunk();
   }
   const std::size_t want = chunk_size();
+  const auto max_crashes = settings()->config.max_crashes;
   bool more = true;
   batch::Line line;
   while (chunk->size() < want && chunk->arena.size() < kMaxChunkBytes) {
@@ -358,6 +377,19 @@ bool Pool::feed_one(OpenBatch& open, JobChunk*& chunk) {
       }
     }
     b.add_jobs_read(1);
+    if (!open.crashes.empty()) {
+      if (auto it = open.crashes.find(line.number);
+          it != open.crashes.end() && it->second.alone &&
+          static_cast<int>(it->second.crashes) >= max_crashes) {
+        // It was running alone when the daemon crashed, max_crashes times: it is the cause.
+        const auto crashes = it->second.crashes;
+        spdlog::error("batch '{}' (pool '{}'): job '{}' crashed the daemon {} times: not run again",
+                      b.id(), name_, parsed.id, crashes);
+        b.record(parsed.id, batch::JobStatus::kFailed, static_cast<int>(crashes), 0.0,
+                 fmt::format("crashed the daemon {} times", crashes));
+        continue;
+      }
+    }
     if (!parsed.valid) {
       b.record(parsed.id, batch::JobStatus::kInvalid, 0, 0.0, parsed.error);
       continue;
@@ -367,7 +399,7 @@ bool Pool::feed_one(OpenBatch& open, JobChunk*& chunk) {
                "batch cancelled before the job started");
       continue;
     }
-    chunk->add(parsed.id, parsed.payload);
+    chunk->add(parsed.id, parsed.payload, line.number);
   }
   if (chunk->size() > 0) {
     chunk->batch = open.batch;
@@ -449,7 +481,7 @@ void Pool::check_stuck_workers() {
       rest = take_free_chunk();
       rest->batch = b;
       for (std::size_t i = chunk->next; i < chunk->size(); ++i) {
-        rest->add(chunk->id(i), chunk->payload(i));
+        rest->add(chunk->id(i), chunk->payload(i), chunk->line(i));
       }
     }
     const double ms = std::chrono::duration<double, std::milli>(now - worker->first_start).count();
@@ -465,13 +497,8 @@ void Pool::check_stuck_workers() {
     worker->thread.detach();
     --workers_running_;
     try {
-      auto fresh =
-          std::make_shared<Worker>(settings_->library->create(settings_->config.plugin_config));
-      fresh->settings = settings_;
-      fresh->orphan = rest;
-      ++workers_running_;
-      fresh->thread = std::thread([this, fresh] { worker_loop(fresh); });
-      worker = fresh;
+      worker =
+          make_worker_locked(settings_->library->create(settings_->config.plugin_config), rest);
     } catch (const std::exception& e) {
       spdlog::error("pool '{}': cannot create a processor for a replacement worker: {}", name_,
                     e.what());

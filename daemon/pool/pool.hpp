@@ -1,5 +1,6 @@
 #pragma once
 
+#include "daemon/batch/crash_journal.hpp"
 #include "daemon/batch/spool.hpp"
 #include "daemon/config/config.hpp"
 #include "daemon/plugin/plugin_library.hpp"
@@ -62,9 +63,10 @@ struct PoolSettings {
 class Pool {
  public:
   /// Creates one processor per worker with the plugin's factory (which may throw: the pool is
-  /// refused) and the spool folders. Threads start with start().
+  /// refused) and the spool folders. Threads start with start(). `running`, when given, is
+  /// where workers mark the job they run, for crash recovery.
   Pool(config::PoolConfig config, std::shared_ptr<const plugin::PluginLibrary> library,
-       const std::filesystem::path& spool);
+       const std::filesystem::path& spool, std::shared_ptr<batch::RunningJobs> running = nullptr);
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
   ~Pool();
@@ -73,11 +75,23 @@ class Pool {
   static std::vector<plugin::ProcessorHandle> make_processors(const config::PoolConfig& config,
                                                               const plugin::PluginLibrary& library);
 
-  void start();
+  /// Starts the workers and the housekeeping; the feeder too, unless `hold`: then no batch is
+  /// read until release() (run_suspects() may run jobs meanwhile).
+  void start(bool hold = false);
+  /// Lets a held feeder start reading batches.
+  void release();
 
-  /// Hands a claimed (or recovered) batch to the pool. `recorded`: results it already has.
+  /// Runs the jobs that were in flight when the daemon crashed (the recovered batches' crash
+  /// records), one at a time, each alone in the pool; returns when they have their results (or
+  /// the pool stops). For a held pool, while no other pool runs anything: so that a job that
+  /// crashes the daemon again is known for certain. Returns how many ran.
+  std::size_t run_suspects();
+
+  /// Hands a claimed (or recovered) batch to the pool. `recorded`: results it already has;
+  /// `crashes`: its jobs that were running when the daemon crashed.
   void add_batch(std::shared_ptr<batch::Batch> batch,
-                 std::unordered_map<std::string, std::uint32_t> recorded = {});
+                 std::unordered_map<std::string, std::uint32_t> recorded = {},
+                 batch::CrashRecords crashes = {});
 
   /// Claims `inbox/NAME` and adds it; the batch id, or nullopt when it is not a batch.
   std::optional<std::string> claim(std::string_view name);
@@ -116,6 +130,11 @@ class Pool {
  private:
   struct Worker;
   struct OpenBatch;
+  struct Waiting {
+    std::shared_ptr<batch::Batch> batch;
+    std::unordered_map<std::string, std::uint32_t> recorded;
+    batch::CrashRecords crashes;
+  };
   friend struct Worker;
 
   // feeder
@@ -131,7 +150,10 @@ class Pool {
   bool run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index);
   void adopt_settings(Worker& self);
   bool should_retire();
+  std::shared_ptr<Worker> make_worker_locked(plugin::ProcessorHandle processor, JobChunk* orphan);
   void spawn_worker_locked(plugin::ProcessorHandle processor, JobChunk* orphan);
+  bool run_alone(const std::shared_ptr<batch::Batch>& batch, std::string_view id,
+                 std::string_view payload, std::uint64_t line);
 
   // housekeeping
   void monitor_loop();
@@ -144,6 +166,7 @@ class Pool {
 
   const std::string name_;
   batch::PoolSpool spool_;
+  std::shared_ptr<batch::RunningJobs> running_;
   std::shared_ptr<batch::JobCounters> counters_ = std::make_shared<batch::JobCounters>();
   std::atomic<std::uint64_t> generation_{1};
   std::size_t max_chunk_ = 1;  // feeder thread only
@@ -157,9 +180,9 @@ class Pool {
   std::shared_ptr<const PoolSettings> settings_;
   std::vector<plugin::ProcessorHandle> fresh_processors_;  // made by the last reload, not yet used
   std::condition_variable feeder_cv_;
-  std::deque<
-      std::pair<std::shared_ptr<batch::Batch>, std::unordered_map<std::string, std::uint32_t>>>
-      waiting_;
+  std::deque<Waiting> waiting_;
+  bool held_ = false;  // the feeder waits for release()
+  bool released_ = false;
   std::vector<std::shared_ptr<batch::Batch>> active_;
   std::vector<std::shared_ptr<Worker>> workers_;
   std::vector<std::thread> retired_threads_;

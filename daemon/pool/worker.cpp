@@ -186,12 +186,19 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     const Job job{id, payload, attempt};
     std::optional<Outcome> outcome;
     std::string thrown;
+    // Marked while it runs: if the daemon dies now, the next start knows this job was in flight.
+    if (self->running) {
+      self->running->mark(self->slot, name_, batch.id(), chunk.line(index));
+    }
     try {
       outcome.emplace(self->processor->process(ctx, job));
     } catch (const std::exception& e) {
       thrown = e.what();
     } catch (...) {
       thrown = "the processor threw an exception that is not a std::exception";
+    }
+    if (self->running) {
+      self->running->clear(self->slot);
     }
 
     int expected = Worker::kRunning;

@@ -18,9 +18,21 @@ namespace barista::pool {
 struct Pool::Worker {
   enum State : int { kIdle, kRunning, kAbandoned };
 
-  explicit Worker(plugin::ProcessorHandle p) : processor(std::move(p)) {}
+  Worker(plugin::ProcessorHandle p, std::shared_ptr<batch::RunningJobs> r)
+      : processor(std::move(p)),
+        running(std::move(r)),
+        slot(running ? running->acquire() : batch::RunningJobs::kNoSlot) {}
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker() {
+    if (running) {
+      running->release(slot);
+    }
+  }
 
   plugin::ProcessorHandle processor;
+  std::shared_ptr<batch::RunningJobs> running;  // where the job about to run is marked
+  int slot;
   std::shared_ptr<const PoolSettings> settings;  // what the processor was made from
   std::atomic<int> state{kIdle};
   std::atomic<std::int64_t> deadline_ns{std::numeric_limits<std::int64_t>::max()};

@@ -80,6 +80,7 @@ std::string describe_change(const config::PoolConfig& a, const config::PoolConfi
 std::vector<PoolPlan> plan_pools(const config::DaemonConfig& next,
                                  const std::map<std::string, std::shared_ptr<pool::Pool>>& current,
                                  plugin::PluginRegistry& registry,
+                                 const std::shared_ptr<batch::RunningJobs>& running,
                                  std::vector<std::string>& errors) {
   std::vector<PoolPlan> plans;
   for (const auto& pc : next.pools) {
@@ -93,7 +94,7 @@ std::vector<PoolPlan> plan_pools(const config::DaemonConfig& next,
       auto it = current.find(pc.name);
       if (it == current.end()) {
         plan.kind = PoolPlan::Kind::kAdd;
-        plan.pool = std::make_shared<pool::Pool>(pc, plan.library, next.spool);
+        plan.pool = std::make_shared<pool::Pool>(pc, plan.library, next.spool, running);
       } else {
         const auto settings = it->second->settings();
         const bool library_changed = settings->library != plan.library;
@@ -144,8 +145,21 @@ Supervisor::Supervisor(config::DaemonConfig config, std::optional<std::string> l
       config_(std::move(config)),
       log_level_override_(std::move(log_level_override)),
       registry_(config_.plugin_path, config_.spool / ".plugins") {
+  try {
+    std::filesystem::create_directories(config_.spool);
+    running_ = std::make_shared<batch::RunningJobs>(config_.spool);
+  } catch (const std::exception& e) {
+    throw StartupError({fmt::format("spool {}: {}", config_.spool.string(), e.what())});
+  }
+  if (const auto& left = running_->left_over(); !left.empty()) {
+    spdlog::warn(
+        "{} jobs were running when baristad last stopped unexpectedly (a crash or a kill): they "
+        "run first, each alone",
+        left.size());
+    batch::note_crash(config_.spool, left);
+  }
   std::vector<std::string> problems;
-  auto plans = plan_pools(config_, {}, registry_, problems);
+  auto plans = plan_pools(config_, {}, registry_, running_, problems);
   if (!problems.empty()) {
     throw StartupError(std::move(problems));
   }
@@ -214,10 +228,12 @@ int Supervisor::run() {
       spdlog::error("pool '{}': cannot claim inbox/{}: {}", name, file, e.what());
     }
   });
+  // Pools read no batch until the jobs that were in flight at a crash have run, each alone.
   for (auto& [name, p] : pools_) {
     p->recover();
-    p->start();
+    p->start(/*hold=*/true);
   }
+  crash_recovery_ = std::thread([this] { rerun_crashed(); });
   for (auto& [name, p] : pools_) {
     watcher_->watch(name, p->spool().inbox());
   }
@@ -261,6 +277,21 @@ int Supervisor::run() {
   ::close(sfd);
   stop();
   return 0;
+}
+
+void Supervisor::rerun_crashed() {
+  std::size_t ran = 0;
+  // One pool after another: while one runs a suspect, nothing else runs anywhere.
+  for (const auto& [name, p] : pools()) {
+    ran += p->run_suspects();
+  }
+  if (ran > 0) {
+    spdlog::info("{} jobs that were in flight at the last crash have run alone", ran);
+  }
+  crash_recovered_.store(true);
+  for (const auto& [name, p] : pools()) {
+    p->release();
+  }
 }
 
 std::uint64_t Supervisor::request_reload() {
@@ -341,7 +372,9 @@ ReloadOutcome Supervisor::reload() {
   std::vector<PoolPlan> plans;
   if (out.errors.empty()) {
     registry_.set_plugin_path(next.plugin_path);
-    plans = plan_pools(next, pools(), registry_, out.errors);
+    // Jobs are marked running in the spool the daemon started with.
+    plans = plan_pools(next, pools(), registry_, next.spool == config_.spool ? running_ : nullptr,
+                       out.errors);
     if (out.errors.empty() && next.metrics != config_.metrics) {
       // The new endpoint is bound before the old one goes: a reload that cannot serve metrics
       // where asked is rejected, and the old endpoint stays.
@@ -420,7 +453,7 @@ ReloadOutcome Supervisor::reload() {
         drain.join();
       }
       plan.pool->recover();
-      plan.pool->start();
+      plan.pool->start(/*hold=*/!crash_recovered_.load());
       watcher_->watch(name, plan.pool->spool().inbox());
       out.changes.push_back(fmt::format("added pool '{}'", name));
     }
@@ -456,6 +489,9 @@ void Supervisor::stop() {
   for (auto& t : stoppers) {
     t.join();
   }
+  if (crash_recovery_.joinable()) {
+    crash_recovery_.join();  // its pools have stopped: it returns
+  }
   for (auto& [name, t] : draining_) {
     if (t.joinable()) {
       t.join();
@@ -463,6 +499,8 @@ void Supervisor::stop() {
   }
   metrics_.reset();
   watchdog_.reset();
+  // A clean stop: no job is in flight, whatever a stuck worker still holds.
+  running_->clear_all();
   spdlog::info("baristad stopped");
 }
 

@@ -69,6 +69,7 @@ class Supervisor {
   void reload_loop();
   ReloadOutcome reload();
   void stop();
+  void rerun_crashed();
 
   // control requests (control_handlers.cpp)
   void handle(const control::Request& request, control::Connection& conn);
@@ -88,6 +89,9 @@ class Supervisor {
   config::DaemonConfig config_;  // the running config; written by reloads under pools_mutex_
   std::optional<std::string> log_level_override_;
   plugin::PluginRegistry registry_;
+  std::shared_ptr<batch::RunningJobs> running_;  // what each worker runs, for crash recovery
+  std::atomic<bool> crash_recovered_{false};     // the jobs in flight at a crash have run again
+  std::thread crash_recovery_;
 
   mutable std::shared_mutex pools_mutex_;
   PoolMap pools_;

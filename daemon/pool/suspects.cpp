@@ -1,0 +1,123 @@
+// After a crash: the jobs that were in flight run first, one at a time, each alone.
+#include "daemon/batch/line_reader.hpp"
+#include "daemon/pool/pool.hpp"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <thread>
+
+#include <simdjson.h>
+#include <spdlog/spdlog.h>
+
+namespace barista::pool {
+namespace {
+
+constexpr auto kPoll = std::chrono::milliseconds(2);
+
+// The lines of `crashes` that may run again: not yet given up (alone at max_crashes crashes).
+std::set<std::uint64_t> suspect_lines(const batch::CrashRecords& crashes, int max_crashes) {
+  std::set<std::uint64_t> out;
+  for (const auto& [line, r] : crashes) {
+    if (!(r.alone && static_cast<int>(r.crashes) >= max_crashes)) {
+      out.insert(line);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool Pool::run_alone(const std::shared_ptr<batch::Batch>& b, std::string_view id,
+                     std::string_view payload, std::uint64_t line) {
+  const auto before = b->counts().total();
+  JobChunk* chunk = take_free_chunk();
+  chunk->add(id, payload, line);
+  chunk->batch = b;
+  b->add_jobs_read(1);  // the feeder skips it later as recorded, without counting it
+  b->add_pending(1);
+  queued_.fetch_add(1, std::memory_order_relaxed);
+  try {
+    push(chunk);
+  } catch (const tbb::user_abort&) {
+    queued_.fetch_sub(1, std::memory_order_relaxed);
+    recycle(chunk);
+    return false;  // stopping
+  }
+  // Its result (or the timeout the monitor gives a stuck job) is its end.
+  while (b->counts().total() == before) {
+    if (stopping_.load(std::memory_order_acquire)) {
+      return false;
+    }
+    std::this_thread::sleep_for(kPoll);
+  }
+  return true;
+}
+
+std::size_t Pool::run_suspects() {
+  std::vector<std::pair<std::shared_ptr<batch::Batch>, std::set<std::uint64_t>>> todo;
+  std::size_t max_job_bytes = 0;
+  {
+    std::lock_guard lock(mutex_);
+    const auto max_crashes = settings_->config.max_crashes;
+    max_job_bytes = settings_->config.max_job_bytes;
+    for (const auto& w : waiting_) {
+      if (auto lines = suspect_lines(w.crashes, max_crashes); !lines.empty()) {
+        todo.emplace_back(w.batch, std::move(lines));
+      }
+    }
+  }
+  std::size_t ran = 0;
+  for (auto& [b, lines] : todo) {
+    const int fd = ::open(b->input_path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+      continue;  // the feeder reports it
+    }
+    spdlog::warn(
+        "batch '{}' (pool '{}'): {} jobs were running when baristad last stopped unexpectedly: "
+        "running each alone first",
+        b->id(), name_, lines.size());
+    batch::LineReader reader(fd, max_job_bytes, simdjson::SIMDJSON_PADDING);
+    batch::JobParser parser(b->info().format, max_job_bytes);
+    batch::Line line;
+    try {
+      while (!lines.empty() && reader.next(line)) {
+        if (lines.erase(line.number) == 0) {
+          continue;
+        }
+        auto parsed = parser.parse(line);
+        if (parsed.skip || !parsed.valid || b->cancelled()) {
+          continue;  // the feeder gives it its result as usual
+        }
+        const std::string id(parsed.id);
+        {
+          std::lock_guard lock(mutex_);
+          auto w = std::find_if(waiting_.begin(), waiting_.end(),
+                                [&](const Waiting& x) { return x.batch == b; });
+          if (w == waiting_.end() || w->recorded.contains(id)) {
+            continue;  // the feeder has it already, or it has its result
+          }
+        }
+        if (!run_alone(b, id, parsed.payload, line.number)) {
+          return ran;
+        }
+        ++ran;
+        std::lock_guard lock(mutex_);
+        auto w = std::find_if(waiting_.begin(), waiting_.end(),
+                              [&](const Waiting& x) { return x.batch == b; });
+        if (w != waiting_.end()) {
+          ++w->recorded[id];  // so that the feeder does not run it again
+        }
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("batch '{}' (pool '{}'): reading its input failed: {}", b->id(), name_,
+                    e.what());
+    }
+  }
+  return ran;
+}
+
+}  // namespace barista::pool
