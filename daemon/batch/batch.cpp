@@ -4,9 +4,12 @@
 #include "daemon/common/json.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <stdexcept>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -18,17 +21,19 @@ namespace {
 // Results are handed to the kernel once this much is buffered, even between group commits.
 constexpr std::size_t kWriteThreshold = 256 * 1024;
 
-void write_all(int fd, std::string_view data) {
+// Writes all of `data`; 0, or the errno of the write that failed.
+int write_all(int fd, std::string_view data) {
   while (!data.empty()) {
     const ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) {
         continue;
       }
-      throw std::system_error(errno, std::generic_category(), "write results.jsonl");
+      return errno;
     }
     data.remove_prefix(static_cast<std::size_t>(n));
   }
+  return 0;
 }
 
 }  // namespace
@@ -92,6 +97,10 @@ Batch::Batch(Info info, ResumedState resumed)
   fd_ = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) {
     throw std::system_error(errno, std::generic_category(), "open " + file.string());
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0) {
+    written_ = static_cast<std::uint64_t>(st.st_size);
   }
 }
 
@@ -157,23 +166,44 @@ void Batch::record(std::string_view id, JobStatus status, int attempts, double m
   }
 }
 
-void Batch::flush(bool sync) {
+bool Batch::flush(bool sync) {
   std::lock_guard io(io_mutex_);
   {
     std::lock_guard lock(mutex_);
     spare_.swap(buffer_);
   }
+  int error = 0;
   if (!spare_.empty()) {
-    write_all(fd_, spare_);
-    spare_.clear();
-    unsynced_ = true;
-  }
-  if (sync && unsynced_) {
-    if (::fdatasync(fd_) != 0) {
-      throw std::system_error(errno, std::generic_category(), "fdatasync results.jsonl");
+    error = write_all(fd_, spare_);
+    if (error == 0) {
+      written_ += spare_.size();
+      spare_.clear();
+      unsynced_ = true;
+    } else {
+      // Cut what part of it got in (the file ends on a whole line again) and keep it all for
+      // the next try: a full disk loses no result and leaves no torn line behind.
+      (void)!::ftruncate(fd_, static_cast<off_t>(written_));
+      std::lock_guard lock(mutex_);
+      spare_ += buffer_;
+      buffer_.swap(spare_);
+      spare_.clear();
     }
-    unsynced_ = false;
   }
+  if (error == 0 && sync && unsynced_) {
+    if (::fdatasync(fd_) == 0) {
+      unsynced_ = false;
+    } else {
+      error = errno;
+    }
+  }
+  std::lock_guard lock(mutex_);
+  write_error_ = error == 0 ? std::string() : std::strerror(error);
+  return error == 0;
+}
+
+std::string Batch::write_error() const {
+  std::lock_guard lock(mutex_);
+  return write_error_;
 }
 
 Counts Batch::counts() const {
@@ -210,7 +240,9 @@ std::string Batch::summary_json(std::string_view state,
 }
 
 void Batch::finish() {
-  flush(true);
+  if (!flush(true)) {
+    throw std::runtime_error("cannot write its results: " + write_error());
+  }
   const bool was_cancelled = cancelled();
   const auto end = std::chrono::system_clock::now();
   common::write_file_durably(dir() / "summary.json",

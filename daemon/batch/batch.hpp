@@ -99,11 +99,16 @@ class Batch {
     return pending_.fetch_sub(n, std::memory_order_acq_rel) == n;
   }
 
-  /// Writes buffered results to the file, and fsyncs it when `sync` (group commit).
-  void flush(bool sync);
+  /// Writes buffered results to the file, and fsyncs it when `sync` (group commit). False when
+  /// that failed (a full disk): the file is cut back to its last whole line, the results stay
+  /// buffered for the next try, and write_error() says why.
+  bool flush(bool sync);
+  /// Why the last flush failed; empty when it did not.
+  [[nodiscard]] std::string write_error() const;
 
   /// Ends the batch: results fsynced, summary.json written, folder moved to done/ or failed/.
-  /// Throws std::system_error.
+  /// Throws std::system_error, or std::runtime_error when the results cannot be written: then
+  /// no summary is written, and finish() may be called again.
   void finish();
 
   /// A snapshot for status: results so far, and the number of jobs once the whole input is read.
@@ -133,11 +138,13 @@ class Batch {
 
   mutable std::mutex mutex_;  // guards buffer_, counts_, first_error_
   std::string buffer_;
+  std::string write_error_;
   Counts counts_;
   std::optional<FirstError> first_error_;
 
   std::mutex io_mutex_;  // serialises writes to fd_; guards spare_, unsynced_
   std::string spare_;
+  std::uint64_t written_ = 0;  // bytes of whole lines in the file
   bool unsynced_ = false;
 };
 

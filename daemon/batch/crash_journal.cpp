@@ -43,11 +43,11 @@ RunningJobs::RunningJobs(const fs::path& spool) {
   if (fd < 0) {
     throw std::system_error(errno, std::generic_category(), "open " + file.string());
   }
-  // Sparse: only the slots workers use take disk space.
-  if (::ftruncate(fd, static_cast<off_t>(kFileBytes)) != 0) {
-    const int err = errno;
+  // Allocated up front: a store into a page of a mapped file that the disk has no room for
+  // would kill the daemon with SIGBUS.
+  if (const int err = ::posix_fallocate(fd, 0, static_cast<off_t>(kFileBytes)); err != 0) {
     ::close(fd);
-    throw std::system_error(err, std::generic_category(), "size " + file.string());
+    throw std::system_error(err, std::generic_category(), "allocate " + file.string());
   }
   map_ = ::mmap(nullptr, kFileBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   const int err = errno;

@@ -125,15 +125,6 @@ std::optional<Batch::Info> PoolSpool::claim(std::string_view name, bool cancel_a
 
   const auto dir = active() / info.id;
   fs::create_directory(dir);
-  if (::rename(source.c_str(), (dir / info.input_name).c_str()) != 0) {
-    const int err = errno;
-    std::error_code ec;
-    fs::remove(dir, ec);
-    if (err == ENOENT) {
-      return std::nullopt;
-    }
-    throw std::system_error(err, std::generic_category(), "claim " + source.string());
-  }
   std::string meta = R"({"batch":)";
   common::append_json_string(meta, info.id);
   meta += R"(,"pool":)";
@@ -145,10 +136,35 @@ std::optional<Batch::Info> PoolSpool::claim(std::string_view name, bool cancel_a
       std::chrono::duration_cast<std::chrono::milliseconds>(info.started.time_since_epoch())
           .count());
   meta += '\n';
-  common::write_file_durably(dir / "batch.json", meta);
+  // batch.json first, the input last: a claim that fails on the way (a full disk) leaves the
+  // file in the inbox, to be claimed again.
+  try {
+    common::write_file_durably(dir / "batch.json", meta);
+  } catch (const std::exception&) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    throw;
+  }
+  if (::rename(source.c_str(), (dir / info.input_name).c_str()) != 0) {
+    const int err = errno;
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    if (err == ENOENT) {
+      return std::nullopt;
+    }
+    throw std::system_error(err, std::generic_category(), "claim " + source.string());
+  }
   common::fsync_dir(active());
   common::fsync_dir(inbox());
   return info;
+}
+
+void PoolSpool::unclaim(const Batch::Info& info, std::string_view name) const {
+  const auto dir = active() / info.id;
+  if (::rename((dir / info.input_name).c_str(), (inbox() / std::string(name)).c_str()) == 0) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
 }
 
 std::vector<PoolSpool::Recovered> PoolSpool::recover(

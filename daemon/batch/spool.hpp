@@ -32,6 +32,8 @@ class PoolSpool {
   /// -2, -3, ...), `active/ID/` created, the file renamed into it as `input.EXT`. nullopt (and a
   /// log line) when the entry is not a batch: a dot-file, not a regular file, or already gone.
   [[nodiscard]] std::optional<Batch::Info> claim(std::string_view name, bool cancel_all) const;
+  /// Undoes claim() of `inbox/NAME` when the batch could not be opened: its input goes back.
+  void unclaim(const Batch::Info& info, std::string_view name) const;
 
   /// A batch left in active/ by an earlier run, with the results it already has.
   struct Recovered {

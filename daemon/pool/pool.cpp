@@ -29,6 +29,8 @@ constexpr std::size_t kMaxChunkBytes = 256 * 1024;
 constexpr std::size_t kMaxOpenBatches = 4;
 constexpr auto kMonitorTick = std::chrono::milliseconds(50);
 constexpr auto kAbandonGrace = std::chrono::seconds(1);
+// While results cannot be written, how often writing and claiming are tried again.
+constexpr auto kStorageRetry = std::chrono::seconds(1);
 
 }  // namespace
 
@@ -187,20 +189,45 @@ std::optional<std::string> Pool::claim(std::string_view name) {
 }
 
 std::optional<std::string> Pool::claim_locked(std::string_view name) {
+  if (storage_failing_.load()) {
+    return std::nullopt;  // it waits in the inbox: claimed when results can be written again
+  }
   const bool cancel_all = settings()->config.on_error == config::OnError::kCancelAll;
-  auto info = spool_.claim(name, cancel_all);
+  std::optional<batch::Batch::Info> info;
+  try {
+    info = spool_.claim(name, cancel_all);
+  } catch (const std::system_error& e) {
+    if (e.code() == std::errc::no_space_on_device) {
+      note_write_failure(e.code().message());
+    }
+    throw;
+  }
   if (!info) {
     return std::nullopt;
   }
-  spdlog::info("pool '{}': batch '{}' claimed from inbox/{}", name_, info->id, name);
   info->counters = counters_;
   std::string id = info->id;
-  add_batch(std::make_shared<batch::Batch>(std::move(*info)));
+  std::shared_ptr<batch::Batch> b;
+  try {
+    b = std::make_shared<batch::Batch>(*info);
+  } catch (const std::system_error& e) {
+    spool_.unclaim(*info, name);
+    if (e.code() == std::errc::no_space_on_device) {
+      note_write_failure(e.code().message());
+    }
+    throw;
+  }
+  spdlog::info("pool '{}': batch '{}' claimed from inbox/{}", name_, id, name);
+  add_batch(std::move(b));
   return id;
 }
 
 std::string Pool::accept_submission(const std::filesystem::path& tmp, std::string_view name) {
   std::lock_guard lock(claim_mutex_);
+  if (storage_failing_.load()) {
+    throw std::runtime_error(fmt::format(
+        "pool '{}' cannot write results now (is the disk full?): try again later", name_));
+  }
   const std::filesystem::path wanted{std::string(name)};
   const auto stem = wanted.stem().string();
   const auto ext = wanted.extension().string();
@@ -272,6 +299,8 @@ void Pool::feeder_loop() {
     while (!stopping_.load(std::memory_order_acquire)) {
       {
         std::unique_lock lock(mutex_);
+        // Results cannot be written: no job starts, so none piles up in memory.
+        feeder_cv_.wait(lock, [&] { return stopping_.load() || !storage_failing_.load(); });
         if (open.empty()) {
           feeder_cv_.wait(lock, [&] { return stopping_.load() || (!held_ && !waiting_.empty()); });
         }
@@ -415,10 +444,50 @@ void Pool::finish_batch(const std::shared_ptr<batch::Batch>& b) {
   try {
     b->finish();
   } catch (const std::exception& e) {
+    // Its summary is not written: the housekeeping tries again once results can be written.
     spdlog::error("batch '{}' (pool '{}'): cannot finish: {}", b->id(), name_, e.what());
+    std::lock_guard lock(mutex_);
+    unfinished_.push_back(b);
+    return;
   }
   std::lock_guard lock(mutex_);
   std::erase(active_, b);
+}
+
+void Pool::note_write_failure(const std::string& why) {
+  last_failure_ns_.store(Clock::now().time_since_epoch().count());
+  if (!storage_failing_.exchange(true)) {
+    spdlog::error(
+        "pool '{}': cannot write results ({}): no new job starts and no batch is claimed until "
+        "they can be written",
+        name_, why);
+  }
+}
+
+void Pool::note_write_success() {
+  if (!storage_failing_.exchange(false)) {
+    return;
+  }
+  spdlog::info("pool '{}': results can be written again: resuming", name_);
+  feeder_cv_.notify_all();
+  std::vector<std::shared_ptr<batch::Batch>> retry;
+  {
+    std::lock_guard lock(mutex_);
+    retry.swap(unfinished_);
+  }
+  for (const auto& b : retry) {
+    finish_batch(b);
+  }
+  // Batches that arrived meanwhile stayed in the inbox.
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(spool_.inbox(), ec)) {
+    try {
+      claim(entry.path().filename().string());
+    } catch (const std::exception& e) {
+      spdlog::error("pool '{}': cannot claim inbox/{}: {}", name_, entry.path().filename().string(),
+                    e.what());
+    }
+  }
 }
 
 void Pool::monitor_loop() {
@@ -432,13 +501,18 @@ void Pool::monitor_loop() {
       batches = active_;
     }
     // Group commit: one fsync per batch per tick, however many results arrived.
+    std::string failure;
     for (const auto& b : batches) {
-      try {
-        b->flush(true);
-      } catch (const std::exception& e) {
-        spdlog::error("batch '{}' (pool '{}'): writing results failed: {}", b->id(), name_,
-                      e.what());
+      if (!b->flush(true) && failure.empty()) {
+        failure = b->write_error();
       }
+    }
+    if (!failure.empty()) {
+      note_write_failure(failure);
+    } else if (storage_failing_.load() &&
+               Clock::now().time_since_epoch().count() - last_failure_ns_.load() >
+                   std::chrono::nanoseconds(kStorageRetry).count()) {
+      note_write_success();
     }
     check_stuck_workers();
     std::lock_guard pool_lock(mutex_);
@@ -590,10 +664,11 @@ void Pool::stop(std::chrono::milliseconds timeout) {
     }
   }
   for (const auto& b : active_) {
-    try {
-      b->flush(true);
-    } catch (const std::exception& e) {
-      spdlog::error("batch '{}': writing results failed: {}", b->id(), e.what());
+    if (!b->flush(true)) {
+      spdlog::error(
+          "batch '{}' (pool '{}'): writing results failed: {}; its jobs without a "
+          "result run after the next start",
+          b->id(), name_, b->write_error());
     }
   }
 }

@@ -159,6 +159,8 @@ class Pool {
   void monitor_loop();
   void check_stuck_workers();
   void finish_batch(const std::shared_ptr<batch::Batch>& batch);
+  void note_write_failure(const std::string& why);
+  void note_write_success();
 
   std::optional<std::string> claim_locked(std::string_view name);
   JobChunk* take_free_chunk();
@@ -192,9 +194,12 @@ class Pool {
   std::mutex claim_mutex_;  // one claim at a time: ids are picked by looking at the spool
 
   std::atomic<bool> started_{false};
-  std::atomic<std::int64_t> last_tick_ns_{0};  // steady clock, by the housekeeping thread
-  std::atomic<bool> stopping_{false};          // no new jobs start
-  std::atomic<bool> discard_{false};           // graceful stop timed out: results are discarded
+  std::atomic<std::int64_t> last_tick_ns_{0};     // steady clock, by the housekeeping thread
+  std::atomic<bool> stopping_{false};             // no new jobs start
+  std::atomic<bool> discard_{false};              // graceful stop timed out: results are discarded
+  std::atomic<bool> storage_failing_{false};      // results cannot be written (a full disk)
+  std::atomic<std::int64_t> last_failure_ns_{0};  // steady clock
+  std::vector<std::shared_ptr<batch::Batch>> unfinished_;  // guarded by mutex_
   std::atomic<std::uint64_t> abandoned_{0};
   std::atomic<int> busy_{0};
 

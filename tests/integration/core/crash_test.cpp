@@ -6,7 +6,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -166,6 +173,65 @@ TEST_CASE("kill -9 at 20 random moments of a 100,000-job batch: one result per j
   CHECK(end.summary.ok == ok);
   CHECK(end.summary.failed == failed);
   CHECK(ok + failed == kJobs);
+}
+
+// Fills the file system of `dir` with one file until it has no room left; the file's path.
+fs::path fill_up(const fs::path& dir) {
+  const auto filler = dir / "filler";
+  const int fd = ::open(filler.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  REQUIRE(fd >= 0);
+  const std::string block(64 * 1024, 'f');
+  // Big blocks, then small ones: not even a page is left.
+  for (const std::size_t size : {block.size(), std::size_t{4096}, std::size_t{1}}) {
+    while (::write(fd, block.data(), size) == static_cast<ssize_t>(size)) {
+    }
+  }
+  ::close(fd);
+  return filler;
+}
+
+TEST_CASE("a full disk pauses the pool, loses nothing, and it resumes when space returns",
+          "[integration][crash][disk]") {
+  Daemon d("  echo:\n    plugin: echo\n    workers: 2\n    config:\n      delay: 1ms\n");
+  // The spool on a small file system of its own, so that it can be filled.
+  fs::create_directories(d.spool());
+  if (::mount("barista-test", d.spool().c_str(), "tmpfs", 0, "size=16m,mode=0755") != 0) {
+    WARN("skipped: cannot mount a small tmpfs for the spool: " << std::strerror(errno));
+    return;
+  }
+  struct Unmount {
+    fs::path path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{d.spool()};
+  d.start();
+  constexpr int kJobs = 20'000;
+  d.drop("echo", "jobs.txt", text_batch(kJobs, [](int i) { return "job " + std::to_string(i); }));
+  const auto results = d.active("echo", "jobs") / "results.jsonl";
+  REQUIRE(d.wait_until([&] { return count_lines(results) >= 500; }, seconds(20)));
+
+  const auto filler = fill_up(d.spool());
+  REQUIRE(d.wait_log("pool 'echo': cannot write results (No space left on device)", seconds(10)));
+  // Paused: the results file holds whole, valid lines only, and stops growing.
+  std::this_thread::sleep_for(milliseconds(300));
+  const auto paused = read_results(results);  // throws on a torn or invalid line
+  std::this_thread::sleep_for(milliseconds(500));
+  CHECK(read_results(results).size() == paused.size());
+  CHECK_FALSE(fs::exists(d.active("echo", "jobs") / "summary.json"));
+  // A batch dropped meanwhile waits in the inbox.
+  fs::remove(filler);
+  d.drop("echo", "later.txt", "x\ny\n");
+  const auto filler2 = fill_up(d.spool());
+  std::this_thread::sleep_for(milliseconds(1500));
+  CHECK(fs::exists(d.inbox("echo") / "later.txt"));
+
+  fs::remove(filler2);
+  REQUIRE(d.wait_log("pool 'echo': results can be written again: resuming", seconds(10)));
+  const auto end = d.wait_batch("echo", "jobs", seconds(60));
+  CHECK(end.folder == "done");
+  CHECK(end.summary.ok == kJobs);
+  CHECK(end.results.size() == static_cast<std::size_t>(kJobs));
+  CHECK(by_id(end.results).size() == static_cast<std::size_t>(kJobs));
+  CHECK(d.wait_batch("echo", "later").summary.ok == 2);
 }
 
 }  // namespace

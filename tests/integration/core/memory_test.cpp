@@ -16,7 +16,8 @@ namespace {
 TEST_CASE("a 2,000,000-job batch runs in bounded memory", "[integration][memory]") {
   Daemon d("  echo:\n    plugin: echo\n    workers: 2\n    queue: 64\n");
   d.start();
-  constexpr int kJobs = 2'000'000;
+  // Under a sanitizer a tenth: the point there is the checks, not the size.
+  constexpr int kJobs = kSanitized ? 200'000 : 2'000'000;
   constexpr std::uint64_t kLimitKib = 64 * 1024;
   // ~40 MB of input, ~170 MB of results: both far more than the limit.
   d.drop_with("echo", "huge.txt", [](std::FILE* f) {
@@ -34,7 +35,9 @@ TEST_CASE("a 2,000,000-job batch runs in bounded memory", "[integration][memory]
   peak_kib = std::max(peak_kib, d.vm_hwm_kib().value_or(0));
   INFO("baristad's VmHWM: " << peak_kib << " KiB");
   CHECK(peak_kib > 0);
-  CHECK(peak_kib < kLimitKib);
+  if (!kSanitized) {
+    CHECK(peak_kib < kLimitKib);
+  }
 
   const auto end = d.wait_batch_summary("echo", "huge");
   INFO(end.summary.text);

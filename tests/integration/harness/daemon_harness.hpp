@@ -23,6 +23,14 @@
 
 namespace barista::itest {
 
+/// True in a sanitizer build (the asan and tsan presets): memory use is then the sanitizer's
+/// (shadow memory, quarantine), so memory bounds are checked in the plain build only.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using std::chrono::seconds;

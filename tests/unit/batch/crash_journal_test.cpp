@@ -24,7 +24,7 @@ TEST_CASE("jobs marked running are what the next start finds left over", "[batch
     REQUIRE(a != b);
     first.mark(a, "scrape", "urls", 17);
     first.mark(b, "scrape", "urls", 18);
-    first.clear(b);  // returned
+    first.clear(b);                                     // returned
     first.mark(c, "resize", std::string(500, 'x'), 3);  // an id too long for a slot is cut
     // The process dies here: nothing is cleared.
   }
@@ -55,8 +55,7 @@ TEST_CASE("every slot can be taken and given back", "[batch][crash]") {
   CHECK(jobs.acquire() == slots.back());
 }
 
-TEST_CASE("a crash is counted against each job in flight, alone or with others",
-          "[batch][crash]") {
+TEST_CASE("a crash is counted against each job in flight, alone or with others", "[batch][crash]") {
   TempDir spool;
   const auto batch = spool.path() / "pool" / "active" / "b";
   std::filesystem::create_directories(batch);
