@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -196,9 +197,22 @@ void ControlServer::loop() {
       for (;;) {
         const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
+          if ((errno == EMFILE || errno == ENFILE) && !pending.empty()) {
+            // Out of descriptors: the client that has waited longest without a request makes
+            // room, so that idle connections cannot lock everyone out (nor spin this loop).
+            auto oldest = std::min_element(pending.begin(), pending.end(), [](auto& a, auto& b) {
+              return a.second.since < b.second.since;
+            });
+            spdlog::warn(
+                "control socket: out of file descriptors with {} connections idle: closing the "
+                "oldest (uid {} pid {})",
+                pending.size(), oldest->second.peer.uid, oldest->second.peer.pid);
+            ::close(oldest->first);
+            pending.erase(oldest);
+            continue;
+          }
           if (errno == EMFILE || errno == ENFILE) {
-            spdlog::error("control socket: out of file descriptors ({} connections waiting)",
-                          pending.size());
+            spdlog::error("control socket: out of file descriptors");
           }
           break;
         }

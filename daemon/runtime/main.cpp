@@ -5,6 +5,8 @@
 
 #include <barista/abi.hpp>
 
+#include <sys/resource.h>
+
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -24,6 +26,16 @@ void set_up_logging(const std::string& level) {
   spdlog::set_default_logger(logger);
 }
 
+// Every control connection and open batch costs a descriptor: take the hard limit (systemd
+// gives services 1024 soft, 524288 hard), as the select()-era soft limit is not meant for daemons.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 int run_daemon(const std::string& config_file, const std::optional<std::string>& log_level) {
   barista::config::DaemonConfig config;
   try {
@@ -35,6 +47,7 @@ int run_daemon(const std::string& config_file, const std::optional<std::string>&
     return 1;
   }
   set_up_logging(log_level.value_or(config.log_level));
+  raise_descriptor_limit();
   barista::runtime::Supervisor::block_signals();
   try {
     barista::runtime::Supervisor supervisor(std::move(config), log_level);
