@@ -94,7 +94,7 @@ Batch::Batch(Info info, ResumedState resumed)
   }
   jobs_read_ = counts_.total();
   const auto file = dir() / "results.jsonl";
-  fd_ = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  fd_ = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd_ < 0) {
     throw std::system_error(errno, std::generic_category(), "open " + file.string());
   }

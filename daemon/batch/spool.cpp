@@ -167,11 +167,33 @@ void PoolSpool::unclaim(const Batch::Info& info, std::string_view name) const {
   }
 }
 
+int open_batch_input(const fs::path& file, std::string& error) {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) {
+    error = std::strerror(errno);
+    return -1;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    error = fmt::format("{} (only a regular file is a batch)", kind_of(st.st_mode));
+    ::close(fd);
+    return -1;
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
 std::vector<PoolSpool::Recovered> PoolSpool::recover(
     bool cancel_all, const std::function<bool(const std::string&)>& skip) const {
   std::vector<Recovered> out;
   for (const auto& entry : fs::directory_iterator(active())) {
-    if (!entry.is_directory()) {
+    // A symlink is never followed out of the spool: not even one planted in active/.
+    if (entry.is_symlink() || !entry.is_directory()) {
+      if (entry.is_symlink()) {
+        spdlog::warn("pool '{}': {} is a symlink, not a batch folder: ignored", pool_,
+                     entry.path().string());
+      }
       continue;
     }
     const auto dir = entry.path();

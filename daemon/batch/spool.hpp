@@ -13,6 +13,10 @@
 
 namespace barista::batch {
 
+/// Opens a batch's input for reading: never follows a symlink, never waits on a FIFO, and
+/// refuses anything but a regular file. The descriptor, or -1 with `error` set.
+int open_batch_input(const std::filesystem::path& file, std::string& error);
+
 /// SPOOL/POOL and its four folders.
 class PoolSpool {
  public:

@@ -110,4 +110,20 @@ void append_json_escaped(std::string& out, std::string_view s) {
   }
 }
 
+std::size_t valid_utf8_prefix(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const std::size_t n = utf8_sequence_length(s, i);
+    if (n == 0) {
+      return i;
+    }
+    i += n;
+  }
+  return i;
+}
+
 }  // namespace barista::common

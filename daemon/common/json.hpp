@@ -9,6 +9,9 @@ namespace barista::common {
 /// characters escaped, invalid UTF-8 replaced by U+FFFD, so that the result is always valid JSON.
 void append_json_escaped(std::string& out, std::string_view s);
 
+/// The length of the longest prefix of `s` that is valid UTF-8 (s.size() when all of it is).
+std::size_t valid_utf8_prefix(std::string_view s);
+
 /// Appends `"s"` (quoted and escaped).
 inline void append_json_string(std::string& out, std::string_view s) {
   out += '"';

@@ -1,5 +1,7 @@
 #include "daemon/config/config_loader.hpp"
 
+#include "daemon/common/json.hpp"
+
 #include "daemon/config/pool_section.hpp"
 #include "daemon/config/validator.hpp"
 #include "daemon/config/yaml_tree.hpp"
@@ -9,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -122,6 +125,16 @@ DaemonConfig parse_config(std::string_view text, const std::filesystem::path& fi
   cfg.plugin_path = {BARISTA_DEFAULT_PLUGIN_DIR};
   const auto base = cfg.file.parent_path();
 
+  // YAML is UTF-8 text: other bytes would reach pool names, paths and plugins unchecked.
+  if (const auto valid = common::valid_utf8_prefix(text); valid < text.size()) {
+    const auto before = text.substr(0, valid);
+    const auto newline = before.rfind('\n');
+    const auto begin = newline == std::string_view::npos ? 0 : newline + 1;
+    const auto line = 1 + std::count(before.begin(), before.end(), '\n');
+    throw ConfigErrors({ConfigIssue{
+        Location{file.string(), static_cast<int>(line), static_cast<int>(valid - begin + 1)},
+        fmt::format("not UTF-8 text (byte 0x{:02x})", static_cast<unsigned char>(text[valid]))}});
+  }
   Validator v(file.string());
   auto parsed = detail::parse_yaml(text);
   for (auto& problem : parsed.problems) {

@@ -317,10 +317,11 @@ void Pool::feeder_loop() {
           waiting_.pop_front();
           auto b = w.batch;
           OpenBatch ob{b, nullptr, nullptr, std::move(w.recorded), std::move(w.crashes)};
-          const int fd = ::open(b->input_path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+          std::string why;
+          const int fd = batch::open_batch_input(b->input_path(), why);
           if (fd < 0) {
             spdlog::error("batch '{}' (pool '{}'): cannot open its input {}: {}", b->id(), name_,
-                          b->input_path().string(), std::strerror(errno));
+                          b->input_path().string(), why);
           } else {
             ob.reader =
                 std::make_unique<batch::LineReader>(fd, max_job_bytes, simdjson::SIMDJSON_PADDING);

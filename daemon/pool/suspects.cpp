@@ -72,7 +72,8 @@ std::size_t Pool::run_suspects() {
   }
   std::size_t ran = 0;
   for (auto& [b, lines] : todo) {
-    const int fd = ::open(b->input_path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    std::string why;
+    const int fd = batch::open_batch_input(b->input_path(), why);
     if (fd < 0) {
       continue;  // the feeder reports it
     }

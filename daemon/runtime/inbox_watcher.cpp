@@ -1,6 +1,7 @@
 #include "daemon/runtime/inbox_watcher.hpp"
 
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,23 @@
 #include <spdlog/spdlog.h>
 
 namespace barista::runtime {
+namespace {
+
+// An entry made in place (mkdir, mkfifo, symlink, bind) sends IN_CREATE and nothing else, so
+// it is reported then, to be refused with a log line. A regular file is created empty: it is
+// reported when it is closed after writing (IN_CLOSE_WRITE) or renamed in (IN_MOVED_TO).
+bool created_not_regular(const inotify_event& ev, const std::filesystem::path& inbox) {
+  if ((ev.mask & IN_ISDIR) != 0) {
+    return true;
+  }
+  if (ev.name[0] == '.') {
+    return false;  // dot-names are never batches: no need to look
+  }
+  struct stat st {};
+  return ::lstat((inbox / ev.name).c_str(), &st) == 0 && !S_ISREG(st.st_mode);
+}
+
+}  // namespace
 
 InboxWatcher::InboxWatcher(Handler handler) : handler_(std::move(handler)) {
   fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -24,8 +42,8 @@ void InboxWatcher::watch(const std::string& pool, const std::filesystem::path& i
   Found found;
   {
     std::lock_guard lock(mutex_);
-    const int wd =
-        ::inotify_add_watch(fd_, inbox.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_ONLYDIR);
+    const int wd = ::inotify_add_watch(fd_, inbox.c_str(),
+                                       IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ONLYDIR);
     if (wd < 0) {
       throw std::system_error(errno, std::generic_category(), "watch " + inbox.string());
     }
@@ -88,6 +106,12 @@ void InboxWatcher::handle_events() {
         auto it = pools_by_watch_.find(ev->wd);
         if (it == pools_by_watch_.end() || ev->len == 0) {
           continue;
+        }
+        if ((ev->mask & IN_CREATE) != 0) {
+          auto watch = watches_.find(it->second);
+          if (watch == watches_.end() || !created_not_regular(*ev, watch->second.second)) {
+            continue;
+          }
         }
         found.emplace_back(it->second, std::string(ev->name));
       }

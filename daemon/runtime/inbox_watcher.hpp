@@ -11,8 +11,9 @@
 namespace barista::runtime {
 
 /// Watches the pools' inbox folders with inotify and reports each file that is complete: closed
-/// after writing, or renamed into the folder (the `.x.tmp` then rename pattern). Thread-safe;
-/// the handler runs without the watcher's lock held.
+/// after writing, or renamed into the folder (the `.x.tmp` then rename pattern); and each entry
+/// that is not a regular file (directory, FIFO, symlink, socket) as soon as it appears, so that
+/// the handler can refuse it. Thread-safe; the handler runs without the watcher's lock held.
 class InboxWatcher {
  public:
   using Handler = std::function<void(const std::string& pool, std::string_view name)>;

@@ -334,6 +334,14 @@ TEST_CASE("nesting deeper than 64 levels is refused quickly", "[config]") {
   }
 }
 
+TEST_CASE("a config that is not UTF-8 is refused at the first bad byte", "[config]") {
+  CHECK(error_of("spool: /srv\npools:\n  caf\xe9:\n    plugin: echo\n") ==
+        "test.yaml:3:6: not UTF-8 text (byte 0xe9)");
+  CHECK(error_of("\xff\xfe") == "test.yaml:1:1: not UTF-8 text (byte 0xff)");
+  // Valid UTF-8 beyond ASCII is fine where a string may hold it.
+  CHECK_NOTHROW(parse_config("log_level: info # caf\xc3\xa9 \xe2\x98\x95\n", "t.yaml"));
+}
+
 TEST_CASE("a config file over 1 MiB is refused", "[config]") {
   const std::string big = "# " + std::string(1024 * 1024, 'x') + "\n";
   CHECK(error_of(big) == "test.yaml: file of 1048579 bytes exceeds the 1 MiB limit");
