@@ -29,6 +29,9 @@ constexpr std::size_t kMaxChunkBytes = 256 * 1024;
 constexpr std::size_t kMaxOpenBatches = 4;
 constexpr auto kMonitorTick = std::chrono::milliseconds(50);
 constexpr auto kAbandonGrace = std::chrono::seconds(1);
+// Batches claimed ahead of the workers at most; more wait in the inbox. Each claimed batch
+// holds a descriptor and some memory: a flood of files must not take them all.
+constexpr std::size_t kMaxClaimed = 1024;
 // While results cannot be written, how often writing and claiming are tried again.
 constexpr auto kStorageRetry = std::chrono::seconds(1);
 
@@ -120,6 +123,7 @@ void Pool::start(bool hold) {
   held_ = hold && !released_;
   feeder_ = std::thread([this] { feeder_loop(); });
   monitor_ = std::thread([this] { monitor_loop(); });
+  claimer_ = std::thread([this] { claimer_loop(); });
   const auto& cfg = settings_->config;
   const auto& lib = *settings_->library;
   spdlog::info("pool '{}' up: plugin '{}' {} ({}), {} workers, queue {}, on_error {}", name_,
@@ -188,9 +192,18 @@ std::optional<std::string> Pool::claim(std::string_view name) {
   return claim_locked(name);
 }
 
-std::optional<std::string> Pool::claim_locked(std::string_view name) {
+std::optional<std::string> Pool::claim_locked(std::string_view name, bool submitted) {
   if (storage_failing_.load()) {
     return std::nullopt;  // it waits in the inbox: claimed when results can be written again
+  }
+  if (!submitted) {
+    std::lock_guard lock(mutex_);
+    if (active_.size() >= kMaxClaimed) {
+      // Enough batches are claimed ahead of the workers: this one waits in the inbox, durable
+      // as it is, and is claimed when some of them have ended (the housekeeping looks).
+      inbox_backlog_ = true;
+      return std::nullopt;
+    }
   }
   const bool cancel_all = settings()->config.on_error == config::OnError::kCancelAll;
   std::optional<batch::Batch::Info> info;
@@ -242,7 +255,7 @@ std::string Pool::accept_submission(const std::filesystem::path& tmp, std::strin
     final_name = fmt::format("{}-{}{}", stem, n, ext);
   }
   common::fsync_dir(spool_.inbox());
-  auto id = claim_locked(final_name);
+  auto id = claim_locked(final_name, /*submitted=*/true);
   if (!id) {
     throw std::runtime_error("the submitted batch vanished from the inbox before it was claimed");
   }
@@ -453,6 +466,24 @@ void Pool::finish_batch(const std::shared_ptr<batch::Batch>& b) {
   }
   std::lock_guard lock(mutex_);
   std::erase(active_, b);
+  if (inbox_backlog_ && active_.size() < kMaxClaimed / 2) {
+    claimer_cv_.notify_one();
+  }
+}
+
+void Pool::claimer_loop() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_.load()) {
+    const auto room = [&] { return inbox_backlog_ && active_.size() < kMaxClaimed / 2; };
+    claimer_cv_.wait(lock, [&] { return stopping_.load() || room(); });
+    if (stopping_.load()) {
+      break;
+    }
+    const auto limit = kMaxClaimed - active_.size();
+    lock.unlock();
+    claim_from_inbox(limit);
+    lock.lock();
+  }
 }
 
 void Pool::note_write_failure(const std::string& why) {
@@ -479,14 +510,34 @@ void Pool::note_write_success() {
   for (const auto& b : retry) {
     finish_batch(b);
   }
-  // Batches that arrived meanwhile stayed in the inbox.
+  claim_from_inbox();  // batches that arrived meanwhile stayed there
+}
+
+void Pool::claim_from_inbox(std::size_t limit) {
+  {
+    std::lock_guard lock(mutex_);
+    inbox_backlog_ = false;
+  }
   std::error_code ec;
+  std::size_t claimed = 0;
   for (const auto& entry : std::filesystem::directory_iterator(spool_.inbox(), ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.starts_with('.')) {
+      continue;
+    }
+    if (++claimed > limit) {
+      std::lock_guard lock(mutex_);
+      inbox_backlog_ = true;  // the rest at the next look
+      return;
+    }
     try {
-      claim(entry.path().filename().string());
+      claim(name);
     } catch (const std::exception& e) {
-      spdlog::error("pool '{}': cannot claim inbox/{}: {}", name_, entry.path().filename().string(),
-                    e.what());
+      spdlog::error("pool '{}': cannot claim inbox/{}: {}", name_, name, e.what());
+    }
+    std::lock_guard lock(mutex_);
+    if (inbox_backlog_ || storage_failing_.load()) {
+      return;  // full again: the next look goes on
     }
   }
 }
@@ -614,6 +665,13 @@ void Pool::stop(std::chrono::milliseconds timeout) {
   }
   if (monitor_.joinable()) {
     monitor_.join();
+  }
+  {
+    std::lock_guard lock(mutex_);  // so that the claimer cannot miss the wake-up
+  }
+  claimer_cv_.notify_all();
+  if (claimer_.joinable()) {
+    claimer_.join();
   }
   JobChunk* chunk = nullptr;
   while (queue_.try_pop(chunk)) {

@@ -162,7 +162,10 @@ class Pool {
   void note_write_failure(const std::string& why);
   void note_write_success();
 
-  std::optional<std::string> claim_locked(std::string_view name);
+  std::optional<std::string> claim_locked(std::string_view name, bool submitted = false);
+  /// Claims up to `limit` files waiting in the inbox.
+  void claim_from_inbox(std::size_t limit = SIZE_MAX);
+  void claimer_loop();
   JobChunk* take_free_chunk();
   void recycle(JobChunk* chunk);
 
@@ -185,6 +188,7 @@ class Pool {
   std::deque<Waiting> waiting_;
   bool held_ = false;  // the feeder waits for release()
   bool released_ = false;
+  bool inbox_backlog_ = false;  // files left in the inbox because enough batches are claimed
   std::vector<std::shared_ptr<batch::Batch>> active_;
   std::vector<std::shared_ptr<Worker>> workers_;
   std::vector<std::thread> retired_threads_;
@@ -205,6 +209,8 @@ class Pool {
 
   std::thread feeder_;
   std::thread monitor_;
+  std::thread claimer_;  // claims what waited in the inbox once claimed batches have ended
+  std::condition_variable claimer_cv_;
   std::mutex monitor_mutex_;
   std::condition_variable monitor_cv_;
 };

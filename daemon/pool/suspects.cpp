@@ -71,7 +71,9 @@ std::size_t Pool::run_suspects() {
     }
   }
   std::size_t ran = 0;
-  for (auto& [b, lines] : todo) {
+  for (auto& entry : todo) {
+    const auto& b = entry.first;  // named, not a structured binding: lambdas below capture it
+    auto& lines = entry.second;
     std::string why;
     const int fd = batch::open_batch_input(b->input_path(), why);
     if (fd < 0) {
