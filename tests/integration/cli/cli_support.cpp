@@ -1,5 +1,7 @@
 #include "tests/integration/cli/cli_support.hpp"
 
+#include "tests/integration/harness/process.hpp"
+
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/ioctl.h>
@@ -17,8 +19,6 @@
 #include <mutex>
 #include <sstream>
 
-extern char** environ;
-
 namespace barista::itest::cli {
 namespace {
 
@@ -28,34 +28,8 @@ constexpr uid_t kNobody = 65534;
   throw HarnessError(what + ": " + std::strerror(errno));
 }
 
-std::string name_of(const std::string& entry) { return entry.substr(0, entry.find('=')); }
-
 std::vector<std::string> environment(const CliOptions& o) {
-  std::vector<std::string> out;
-  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
-    const std::string entry(*e);
-    bool drop = false;
-    for (const auto& x : o.env) {
-      drop = drop || name_of(x) == name_of(entry);
-    }
-    for (const auto& x : o.unset) {
-      drop = drop || x == name_of(entry);
-    }
-    if (!drop) {
-      out.push_back(entry);
-    }
-  }
-  out.insert(out.end(), o.env.begin(), o.env.end());
-  return out;
-}
-
-std::vector<char*> pointers(std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  for (auto& s : strings) {
-    out.push_back(s.data());
-  }
-  out.push_back(nullptr);
-  return out;
+  return detail::merged_environment(o.env, o.unset);
 }
 
 std::string read_all_from(int fd) {
@@ -75,16 +49,6 @@ std::string read_all_from(int fd) {
   }
 }
 
-int exit_code_of(int status) {
-  if (WIFEXITED(status)) {
-    return WEXITSTATUS(status);
-  }
-  if (WIFSIGNALED(status)) {
-    return 128 + WTERMSIG(status);
-  }
-  return -1;
-}
-
 }  // namespace
 
 struct CliProcess::Shared {
@@ -97,8 +61,8 @@ CliProcess::CliProcess(const std::vector<std::string>& args, const CliOptions& o
   std::vector<std::string> argv{BARISTA_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
   auto envs = environment(o);
-  auto arg_ptrs = pointers(argv);
-  auto env_ptrs = pointers(envs);
+  auto arg_ptrs = detail::pointers(argv);
+  auto env_ptrs = detail::pointers(envs);
 
   out_fd_ = ::memfd_create("stdout", MFD_CLOEXEC);
   if (out_fd_ < 0) {
@@ -273,7 +237,7 @@ CliRun CliProcess::wait(std::chrono::milliseconds timeout) {
     rusage usage{};
     const pid_t r = ::wait4(pid_, &status, WNOHANG, &usage);
     if (r == pid_) {
-      run.exit_code = timed_out ? -1 : exit_code_of(status);
+      run.exit_code = timed_out ? -1 : detail::exit_code_of(status);
       run.max_rss_kib = usage.ru_maxrss;
       pid_ = -1;
       break;

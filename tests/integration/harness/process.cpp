@@ -21,15 +21,21 @@ namespace {
 
 std::string name_of(const std::string& entry) { return entry.substr(0, entry.find('=')); }
 
-std::vector<std::string> merged_environment(const std::vector<std::string>& extra) {
+}  // namespace
+
+std::vector<std::string> merged_environment(const std::vector<std::string>& extra,
+                                            const std::vector<std::string>& unset) {
   std::vector<std::string> out;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     const std::string entry(*e);
-    bool overridden = false;
+    bool drop = false;
     for (const auto& x : extra) {
-      overridden = overridden || name_of(x) == name_of(entry);
+      drop = drop || name_of(x) == name_of(entry);
     }
-    if (!overridden) {
+    for (const auto& x : unset) {
+      drop = drop || x == name_of(entry);
+    }
+    if (!drop) {
       out.push_back(entry);
     }
   }
@@ -55,8 +61,6 @@ int exit_code_of(int status) {
   }
   return -1;
 }
-
-}  // namespace
 
 pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, int out_fd,
             int err_fd, const std::string& cwd) {

@@ -19,6 +19,14 @@ namespace barista::itest::detail {
 pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, int out_fd,
             int err_fd, const std::string& cwd = "");
 
+/// The test's environment with `extra` (NAME=VALUE) added or replacing, and `unset` names removed.
+std::vector<std::string> merged_environment(const std::vector<std::string>& extra,
+                                            const std::vector<std::string>& unset = {});
+/// argv/envp for exec: pointers into `strings`, then nullptr.
+std::vector<char*> pointers(std::vector<std::string>& strings);
+/// A wait status as a shell shows it: the exit code, or 128 + N when killed by signal N.
+int exit_code_of(int status);
+
 /// Reaps `pid` if it has exited, waiting up to `timeout` (polling every 5 ms). Returns its exit
 /// code (128 + N when killed by signal N), or nullopt when it is still running.
 std::optional<int> reap(pid_t pid, std::chrono::milliseconds timeout);
