@@ -1,6 +1,6 @@
 #include "daemon/batch/batch.hpp"
 
-#include "tests/unit/batch/temp_dir.hpp"
+#include "tests/unit/temp_dir.hpp"
 
 #include <simdjson.h>
 #include <catch2/catch.hpp>

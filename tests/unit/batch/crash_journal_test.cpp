@@ -1,7 +1,7 @@
 // What a crash leaves for the next start: the jobs marked running, and each batch's crash count.
 #include "daemon/batch/crash_journal.hpp"
 
-#include "tests/unit/batch/temp_dir.hpp"
+#include "tests/unit/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 

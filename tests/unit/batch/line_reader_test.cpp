@@ -1,6 +1,6 @@
 #include "daemon/batch/line_reader.hpp"
 
-#include "tests/unit/batch/temp_dir.hpp"
+#include "tests/unit/temp_dir.hpp"
 
 #include <fcntl.h>
 

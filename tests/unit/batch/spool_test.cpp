@@ -1,6 +1,6 @@
 #include "daemon/batch/spool.hpp"
 
-#include "tests/unit/batch/temp_dir.hpp"
+#include "tests/unit/temp_dir.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "tests/unit/temp_dir.hpp"
+
 // Helpers shared by the config tests.
 
 #include "daemon/config/config_loader.hpp"
@@ -40,35 +42,6 @@ inline std::string error_of(std::string_view text) {
   return errors.front();
 }
 
-/// A fresh folder under the system's temp folder, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "barista-test-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed");
-    }
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-
-  /// Writes `text` to `name` in the folder and returns its path.
-  std::filesystem::path write(const std::string& name, std::string_view text) const {
-    auto file = path_ / name;
-    std::filesystem::create_directories(file.parent_path());
-    std::ofstream out(file, std::ios::binary);
-    out << text;
-    return file;
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using barista::testing::TempDir;
 
 }  // namespace barista::config::testing

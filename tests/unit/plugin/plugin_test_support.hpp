@@ -1,5 +1,7 @@
 #pragma once
 
+#include "tests/unit/temp_dir.hpp"
+
 // Helpers shared by the plugin loader tests: temporary folders and copies of fixture plugins.
 
 #include <sys/stat.h>
@@ -12,32 +14,7 @@
 
 namespace barista::plugin::testing {
 
-/// A fresh private folder under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "barista-plugin-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::runtime_error("mkdtemp failed");
-    }
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-  [[nodiscard]] std::filesystem::path operator/(const std::string& name) const {
-    return path_ / name;
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using barista::testing::TempDir;
 
 /// A built fixture plugin, e.g. fixture("fx_crash") -> BARISTA_FIXTURE_DIR/fx_crash.so.
 inline std::filesystem::path fixture(const std::string& name) {
