@@ -227,6 +227,9 @@ void ControlServer::loop() {
     for (std::size_t i = 2; i < fds.size(); ++i) {
       const int fd = fds[i].fd;
       auto it = pending.find(fd);
+      if (it == pending.end()) {
+        continue;  // closed above to make room for a new connection
+      }
       bool close_it = false;
       if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
         char buf[16 * 1024];

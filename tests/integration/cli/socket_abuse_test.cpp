@@ -61,7 +61,7 @@ std::string exchange(const std::filesystem::path& path, const std::string& bytes
 void check_serving(const Daemon& d) {
   const auto start = Clock::now();
   const auto r = run_cli(with_socket(d, {"status"}));
-  INFO(r.err);
+  INFO(r.err << "\nbaristad's log:\n" << d.log_tail());
   CHECK(r.exit_code == 0);
   CHECK(Clock::now() - start < seconds(5));
 }
@@ -123,6 +123,12 @@ TEST_CASE("1,000 idle connections do not stall the daemon", "[integration][cli][
 
 TEST_CASE("a daemon out of descriptors closes the oldest idle connection and keeps serving",
           "[integration][cli][socket]") {
+  if (kSanitized) {
+    // The sanitizer runtimes need descriptors of their own (UBSan probes memory through a pipe):
+    // starved of them they report errors that are not the daemon's.
+    WARN("skipped under a sanitizer");
+    return;
+  }
   Daemon d(pool("echo", "echo", 1));
   d.start();
   // The daemon gets 64 descriptors; 200 idle clients would take them all.
