@@ -460,6 +460,7 @@ void Pool::finish_batch(const std::shared_ptr<batch::Batch>& b) {
   } catch (const std::exception& e) {
     // Its summary is not written: the housekeeping tries again once results can be written.
     spdlog::error("batch '{}' (pool '{}'): cannot finish: {}", b->id(), name_, e.what());
+    note_write_failure(e.what());  // retried with the rest once writing works again
     std::lock_guard lock(mutex_);
     unfinished_.push_back(b);
     return;
