@@ -305,8 +305,10 @@ void ControlServer::dispatch(int fd, ucred peer, std::string line, std::string r
       }
       std::lock_guard guard(mutex_);
       busy_fds_.erase(fd);  // before the descriptor is closed and its number reused
+      // Under the lock: once it is released, stop() may return and the server be destroyed,
+      // so nothing of it is touched after this.
+      idle_cv_.notify_all();
     }
-    idle_cv_.notify_all();
   }).detach();
 }
 
