@@ -26,7 +26,7 @@ class TempDir {
     std::filesystem::remove_all(path_, ec);
   }
   [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-  [[nodiscard]] std::filesystem::path operator/(const std::string& name) const {
+  [[nodiscard]] std::filesystem::path operator/(std::string_view name) const {
     return path_ / name;
   }
   std::filesystem::path write(const std::string& name, std::string_view content) const {

@@ -5,6 +5,7 @@
 // looking at processes and fds.
 
 #include "daemon/plugin/plugin_library.hpp"
+#include "tests/unit/temp_dir.hpp"
 
 #include <barista/sdk.hpp>
 
@@ -74,21 +75,7 @@ Outcome run(const plugin::ProcessorHandle& processor, std::string_view payload, 
 /// Runs one attempt without a deadline.
 Outcome run(const plugin::ProcessorHandle& processor, std::string_view payload);
 
-/// A fresh private folder under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir();
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-  [[nodiscard]] std::filesystem::path operator/(std::string_view name) const {
-    return path_ / name;
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using barista::testing::TempDir;
 
 void write_file(const std::filesystem::path& path, std::string_view contents);
 std::string read_file(const std::filesystem::path& path);
