@@ -61,6 +61,11 @@ class RunningJobs {
 struct CrashRecord {
   std::uint32_t crashes = 0;  ///< daemon crashes while the job was running
   bool alone = false;         ///< at the last of them, it was the only job running
+  /// Known for certain to crash the daemon: alone at the last of `max_crashes` crashes. Such a
+  /// job fails with "crashed the daemon N times" and never runs again.
+  [[nodiscard]] bool given_up(int max_crashes) const {
+    return alone && static_cast<int>(crashes) >= max_crashes;
+  }
 };
 using CrashRecords = std::map<std::uint64_t, CrashRecord>;  ///< by input line
 

@@ -200,7 +200,7 @@ std::optional<std::string> Pool::claim_locked(std::string_view name, bool submit
     std::lock_guard lock(mutex_);
     if (active_.size() >= kMaxClaimed) {
       // Enough batches are claimed ahead of the workers: this one waits in the inbox, durable
-      // as it is, and is claimed when some of them have ended (the housekeeping looks).
+      // as it is, and the claimer thread takes it when some of them have ended.
       inbox_backlog_ = true;
       return std::nullopt;
     }
@@ -422,9 +422,7 @@ bool Pool::feed_one(OpenBatch& open, JobChunk*& chunk) {
     b.add_jobs_read(1);
     if (!open.crashes.empty()) {
       if (auto it = open.crashes.find(line.number);
-          it != open.crashes.end() && it->second.alone &&
-          static_cast<int>(it->second.crashes) >= max_crashes) {
-        // It was running alone when the daemon crashed, max_crashes times: it is the cause.
+          it != open.crashes.end() && it->second.given_up(max_crashes)) {
         const auto crashes = it->second.crashes;
         spdlog::error("batch '{}' (pool '{}'): job '{}' crashed the daemon {} times: not run again",
                       b.id(), name_, parsed.id, crashes);

@@ -2,13 +2,11 @@
 #include "daemon/batch/line_reader.hpp"
 #include "daemon/pool/pool.hpp"
 
-#include <fcntl.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <set>
+#include <string>
 #include <thread>
+#include <unordered_map>
 
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
@@ -18,11 +16,11 @@ namespace {
 
 constexpr auto kPoll = std::chrono::milliseconds(2);
 
-// The lines of `crashes` that may run again: not yet given up (alone at max_crashes crashes).
+// The lines of `crashes` that may run again: those not given up.
 std::set<std::uint64_t> suspect_lines(const batch::CrashRecords& crashes, int max_crashes) {
   std::set<std::uint64_t> out;
   for (const auto& [line, r] : crashes) {
-    if (!(r.alone && static_cast<int>(r.crashes) >= max_crashes)) {
+    if (!r.given_up(max_crashes)) {
       out.insert(line);
     }
   }
@@ -74,6 +72,12 @@ std::size_t Pool::run_suspects() {
   for (auto& entry : todo) {
     const auto& b = entry.first;  // named, not a structured binding: lambdas below capture it
     auto& lines = entry.second;
+    // The batch's results so far, as the feeder will see them (mutex_ held).
+    const auto recorded_of = [&]() -> std::unordered_map<std::string, std::uint32_t>* {
+      auto w = std::find_if(waiting_.begin(), waiting_.end(),
+                            [&](const Waiting& x) { return x.batch == b; });
+      return w == waiting_.end() ? nullptr : &w->recorded;
+    };
     std::string why;
     const int fd = batch::open_batch_input(b->input_path(), why);
     if (fd < 0) {
@@ -98,9 +102,8 @@ std::size_t Pool::run_suspects() {
         const std::string id(parsed.id);
         {
           std::lock_guard lock(mutex_);
-          auto w = std::find_if(waiting_.begin(), waiting_.end(),
-                                [&](const Waiting& x) { return x.batch == b; });
-          if (w == waiting_.end() || w->recorded.contains(id)) {
+          const auto* recorded = recorded_of();
+          if (recorded == nullptr || recorded->contains(id)) {
             continue;  // the feeder has it already, or it has its result
           }
         }
@@ -109,10 +112,8 @@ std::size_t Pool::run_suspects() {
         }
         ++ran;
         std::lock_guard lock(mutex_);
-        auto w = std::find_if(waiting_.begin(), waiting_.end(),
-                              [&](const Waiting& x) { return x.batch == b; });
-        if (w != waiting_.end()) {
-          ++w->recorded[id];  // so that the feeder does not run it again
+        if (auto* recorded = recorded_of()) {
+          ++(*recorded)[id];  // so that the feeder does not run it again
         }
       }
     } catch (const std::exception& e) {
