@@ -38,52 +38,6 @@ int write_all(int fd, std::string_view data) {
 
 }  // namespace
 
-std::string_view to_string(JobStatus status) {
-  switch (status) {
-    case JobStatus::kOk:
-      return "ok";
-    case JobStatus::kFailed:
-      return "failed";
-    case JobStatus::kTimeout:
-      return "timeout";
-    case JobStatus::kCancelled:
-      return "cancelled";
-    case JobStatus::kInvalid:
-      return "invalid";
-  }
-  return "failed";
-}
-
-std::optional<JobStatus> parse_status(std::string_view word) {
-  for (auto s : {JobStatus::kOk, JobStatus::kFailed, JobStatus::kTimeout, JobStatus::kCancelled,
-                 JobStatus::kInvalid}) {
-    if (to_string(s) == word) {
-      return s;
-    }
-  }
-  return std::nullopt;
-}
-
-void Counts::add(JobStatus s) {
-  switch (s) {
-    case JobStatus::kOk:
-      ++ok;
-      break;
-    case JobStatus::kFailed:
-      ++failed;
-      break;
-    case JobStatus::kTimeout:
-      ++timeout;
-      break;
-    case JobStatus::kCancelled:
-      ++cancelled;
-      break;
-    case JobStatus::kInvalid:
-      ++invalid;
-      break;
-  }
-}
-
 Batch::Batch(Info info, ResumedState resumed)
     : info_(std::move(info)),
       counts_(resumed.counts),
@@ -119,46 +73,39 @@ void Batch::cancel() {
 
 void Batch::record(std::string_view id, JobStatus status, int attempts, double ms,
                    std::string_view text) {
-  thread_local std::string line;
-  line.clear();
-  line += R"({"id":)";
-  common::append_json_string(line, id);
-  line += R"(,"status":")";
-  line += to_string(status);
-  fmt::format_to(std::back_inserter(line), R"(","attempts":{},"ms":{:.3f})", attempts, ms);
-  if (status == JobStatus::kOk) {
-    if (!text.empty()) {
-      line += R"(,"output":)";
-      common::append_json_string(line, text);
-    }
-  } else {
-    line += R"(,"error":)";
-    common::append_json_string(line, text);
-  }
-  line += "}\n";
+  thread_local ResultBuffer one;
+  one.add(id, status, attempts, ms, text);
+  commit(one);
+}
 
-  if (info_.counters) {
-    info_.counters->jobs[static_cast<std::size_t>(status)].fetch_add(1, std::memory_order_relaxed);
-    if (attempts > 0) {
-      info_.counters->observe_duration(ms / 1000.0);
-    }
+void Batch::commit(ResultBuffer& results) {
+  if (results.empty()) {
+    return;
   }
-  bool cancel_now = false;
+  if (info_.counters) {
+    info_.counters->add(results.tally_);
+  }
+  // Under cancel_all, the buffer's first failure cancels the batch (it holds at most one
+  // failure: a worker hands a failure over at once).
+  std::optional<std::string> cancel_for;
   bool write_now = false;
   {
     std::lock_guard lock(mutex_);
-    buffer_ += line;
-    counts_.add(status);
-    if (is_failure(status) && !first_error_) {
-      first_error_ = FirstError{std::string(id), std::string(text)};
+    buffer_ += results.lines_;
+    counts_.add(results.counts_);
+    if (results.first_error_ && info_.cancel_all && !cancelled()) {
+      cancel_for = results.first_error_->id;
     }
-    cancel_now = is_failure(status) && info_.cancel_all && !cancelled();
+    if (results.first_error_ && !first_error_) {
+      first_error_ = std::move(results.first_error_);
+    }
     write_now = buffer_.size() >= kWriteThreshold;
   }
-  if (cancel_now) {
+  results.clear();
+  if (cancel_for) {
     spdlog::warn(
         "batch '{}' (pool '{}'): job '{}' failed, cancelling the batch (on_error: cancel_all)",
-        info_.id, info_.pool, id);
+        info_.id, info_.pool, *cancel_for);
     cancel();
   }
   if (write_now) {

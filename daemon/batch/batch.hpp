@@ -2,6 +2,7 @@
 
 #include "daemon/batch/job_counters.hpp"
 #include "daemon/batch/job_parser.hpp"
+#include "daemon/batch/result_buffer.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -15,33 +16,6 @@
 #include <string_view>
 
 namespace barista::batch {
-
-/// A job's final status, as written in results.jsonl.
-enum class JobStatus { kOk, kFailed, kTimeout, kCancelled, kInvalid };
-std::string_view to_string(JobStatus status);
-/// Parses a status word; nullopt when unknown.
-std::optional<JobStatus> parse_status(std::string_view word);
-/// failed, timeout and invalid are failures; ok and cancelled are not.
-constexpr bool is_failure(JobStatus s) {
-  return s == JobStatus::kFailed || s == JobStatus::kTimeout || s == JobStatus::kInvalid;
-}
-
-/// Counts of results by status.
-struct Counts {
-  std::uint64_t ok = 0;
-  std::uint64_t failed = 0;
-  std::uint64_t timeout = 0;
-  std::uint64_t cancelled = 0;
-  std::uint64_t invalid = 0;
-  [[nodiscard]] std::uint64_t total() const { return ok + failed + timeout + cancelled + invalid; }
-  void add(JobStatus s);
-};
-
-/// The first failure of a batch.
-struct FirstError {
-  std::string id;
-  std::string error;
-};
 
 /// What a batch folder already holds when a batch is resumed after a restart.
 struct ResumedState {
@@ -91,6 +65,9 @@ class Batch {
   /// Records a job's one and only result. Under cancel_all, a failure cancels the batch.
   void record(std::string_view id, JobStatus status, int attempts, double ms,
               std::string_view text);
+  /// Records the results gathered in `results` (of this batch's jobs) in one step, and empties
+  /// it. Under cancel_all, a failure among them cancels the batch.
+  void commit(ResultBuffer& results);
 
   /// Jobs handed to workers and not yet recorded, plus one while the reader is still reading.
   void add_pending(std::uint64_t n) noexcept { pending_.fetch_add(n, std::memory_order_relaxed); }

@@ -6,6 +6,17 @@
 
 namespace barista::batch {
 
+/// Jobs counted by one thread before they are added to the pool's JobCounters in one step.
+struct JobTally {
+  std::array<std::uint64_t, 5> jobs{};               ///< by JobStatus
+  std::array<std::uint64_t, 15> duration_buckets{};  ///< JobCounters::kBuckets, then +Inf
+  std::uint64_t duration_count = 0;
+  std::uint64_t duration_sum_us = 0;
+
+  /// Counts a job that ran (attempts > 0) for the duration histogram.
+  void observe_duration(double seconds) noexcept;
+};
+
 /// A pool's running totals for the metrics, bumped as results are recorded. Plain relaxed
 /// atomics: a job pays a few uncontended increments, and the metrics endpoint reads them when
 /// scraped (prometheus-cpp's Collectable), not per job.
@@ -22,16 +33,36 @@ struct JobCounters {
   std::atomic<std::uint64_t> batches_done{0};
   std::atomic<std::uint64_t> batches_cancelled{0};
 
-  /// Counts a job that ran (attempts > 0) for the duration histogram.
-  void observe_duration(double seconds) noexcept {
-    std::size_t i = 0;
-    while (i < kBuckets.size() && seconds > kBuckets[i]) {
-      ++i;
-    }
-    duration_buckets[i].fetch_add(1, std::memory_order_relaxed);
-    duration_count.fetch_add(1, std::memory_order_relaxed);
-    duration_sum_us.fetch_add(static_cast<std::uint64_t>(seconds * 1e6), std::memory_order_relaxed);
-  }
+  static_assert(std::tuple_size_v<decltype(JobTally::duration_buckets)> == kBuckets.size() + 1);
+
+  /// Adds what one worker tallied since its last hand-over.
+  void add(const JobTally& tally) noexcept;
 };
+
+inline void JobTally::observe_duration(double seconds) noexcept {
+  std::size_t i = 0;
+  while (i < JobCounters::kBuckets.size() && seconds > JobCounters::kBuckets[i]) {
+    ++i;
+  }
+  ++duration_buckets[i];
+  ++duration_count;
+  duration_sum_us += static_cast<std::uint64_t>(seconds * 1e6);
+}
+
+inline void JobCounters::add(const JobTally& tally) noexcept {
+  const auto bump = [](std::atomic<std::uint64_t>& a, std::uint64_t n) {
+    if (n != 0) {
+      a.fetch_add(n, std::memory_order_relaxed);
+    }
+  };
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    bump(jobs[i], tally.jobs[i]);
+  }
+  for (std::size_t i = 0; i < duration_buckets.size(); ++i) {
+    bump(duration_buckets[i], tally.duration_buckets[i]);
+  }
+  bump(duration_count, tally.duration_count);
+  bump(duration_sum_us, tally.duration_sum_us);
+}
 
 }  // namespace barista::batch

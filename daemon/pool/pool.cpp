@@ -591,9 +591,11 @@ void Pool::check_stuck_workers() {
     // From here on the stuck thread writes nothing of its own: what it published before it
     // started the attempt is ours to read.
     JobChunk* chunk = worker->chunk;
-    busy_.fetch_sub(1, std::memory_order_relaxed);
     abandoned_.fetch_add(1, std::memory_order_relaxed);
     auto b = chunk->batch;
+    // The results of the chunk's jobs that ended before this one.
+    const auto earlier = worker->results.size();
+    b->commit(worker->results);
     const std::string id(chunk->id(worker->index));
     spdlog::error(
         "pool '{}': job '{}' of batch '{}' overran its deadline by more than {} s: worker "
@@ -608,6 +610,7 @@ void Pool::check_stuck_workers() {
       for (std::size_t i = chunk->next; i < chunk->size(); ++i) {
         rest->add(chunk->id(i), chunk->payload(i), chunk->line(i));
       }
+      queued_.fetch_add(rest->size(), std::memory_order_relaxed);  // waiting again
     }
     const double ms = std::chrono::duration<double, std::milli>(now - worker->first_start).count();
     const int attempt = worker->attempt;
@@ -640,7 +643,7 @@ void Pool::check_stuck_workers() {
         }
       }
     }
-    if (b->release_pending()) {
+    if (b->release_pending(earlier + 1)) {
       to_finish.push_back(b);
     }
   }
@@ -694,7 +697,7 @@ void Pool::stop(std::chrono::milliseconds timeout) {
     spdlog::warn(
         "pool '{}': {} jobs still running after {} ms: cancelling them; they run again "
         "after the next start",
-        name_, busy_.load(), timeout.count());
+        name_, busy_locked(), timeout.count());
     discard_.store(true);
     for (const auto& b : active_) {
       b->interrupt();
@@ -731,13 +734,22 @@ void Pool::stop(std::chrono::milliseconds timeout) {
   }
 }
 
+int Pool::busy_locked() const {
+  return static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](const auto& w) {
+    return w->state.load(std::memory_order_relaxed) == Worker::kRunning;
+  }));
+}
+
 PoolStatus Pool::status() const {
   const auto current = settings();
   PoolStatus s;
   s.name = name_;
   s.plugin = current->config.plugin;
   s.workers = current->config.workers;
-  s.busy = busy_.load(std::memory_order_relaxed);
+  {
+    std::lock_guard lock(mutex_);
+    s.busy = busy_locked();
+  }
   s.queued = queued_.load(std::memory_order_relaxed);
   s.abandoned = abandoned_.load(std::memory_order_relaxed);
   s.on_error = current->config.on_error;

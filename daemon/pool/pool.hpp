@@ -147,7 +147,12 @@ class Pool {
   // workers (worker.cpp)
   void worker_loop(const std::shared_ptr<Worker>& self);
   void run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk);
-  bool run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index);
+  /// Hands the worker's gathered results to `batch`, and ends the batch when they were its last.
+  void commit_results(Worker& worker, const std::shared_ptr<batch::Batch>& batch);
+  [[nodiscard]] int busy_locked() const;
+  /// `now`: the clock when the job starts; on return, when it ended.
+  bool run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
+               std::chrono::steady_clock::time_point& now);
   void adopt_settings(Worker& self);
   bool should_retire();
   std::shared_ptr<Worker> make_worker_locked(plugin::ProcessorHandle processor, JobChunk* orphan);
@@ -205,7 +210,6 @@ class Pool {
   std::atomic<std::int64_t> last_failure_ns_{0};  // steady clock
   std::vector<std::shared_ptr<batch::Batch>> unfinished_;  // guarded by mutex_
   std::atomic<std::uint64_t> abandoned_{0};
-  std::atomic<int> busy_{0};
 
   std::thread feeder_;
   std::thread monitor_;

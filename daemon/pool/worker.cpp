@@ -13,8 +13,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using batch::JobStatus;
 
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+// Milliseconds from `start` to now; `now` becomes now (the next job's start: one clock read a job).
+double ms_since(Clock::time_point start, Clock::time_point& now) {
+  now = Clock::now();
+  return std::chrono::duration<double, std::milli>(now - start).count();
 }
 
 // Sleeps for `d`, looking at `stop` every 5 ms; false when stopped early.
@@ -111,49 +113,62 @@ void Pool::worker_loop(const std::shared_ptr<Worker>& self) {
 }
 
 void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
+  // The chunk's jobs leave the queue's count as a whole: one touch of a shared counter.
+  queued_.fetch_sub(chunk->size() - chunk->next, std::memory_order_relaxed);
   const auto start = Clock::now();
+  auto now = start;  // the clock as the last job ended
   std::size_t ran = 0;
   while (chunk->next < chunk->size()) {
     if (stopping_.load(std::memory_order_acquire)) {
       break;  // the rest has no result yet: it runs after the next start
     }
     const std::size_t i = chunk->next++;
-    queued_.fetch_sub(1, std::memory_order_relaxed);
     ++ran;
-    if (!run_job(self, *chunk, i)) {
-      // Abandoned: the monitor and this thread share the chunk; the last one out deletes it.
+    if (!run_job(self, *chunk, i, now)) {
+      // Abandoned: the monitor has taken its results, and the monitor and this thread share the
+      // chunk; the last one out deletes it.
       if (chunk->shared_owners.fetch_add(1, std::memory_order_acq_rel) == 1) {
         delete chunk;
       }
       return;
     }
   }
+  commit_results(*self, chunk->batch);
   if (ran > 0) {
-    const auto per_job =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count() /
-        static_cast<std::int64_t>(ran);
+    const auto per_job = std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count() /
+                         static_cast<std::int64_t>(ran);
     const auto old = job_ns_.load(std::memory_order_relaxed);
     job_ns_.store(old == 0 ? per_job : (old * 7 + per_job) / 8, std::memory_order_relaxed);
-  }
-  if (chunk->next < chunk->size()) {
-    queued_.fetch_sub(chunk->size() - chunk->next, std::memory_order_relaxed);
   }
   recycle(chunk);
 }
 
-bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index) {
+void Pool::commit_results(Worker& worker, const std::shared_ptr<batch::Batch>& batch) {
+  const auto n = worker.results.size();
+  if (n == 0) {
+    return;
+  }
+  batch->commit(worker.results);
+  if (batch->release_pending(n)) {
+    finish_batch(batch);
+  }
+}
+
+bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
+                   Clock::time_point& now) {
   batch::Batch& batch = *chunk.batch;
   const std::string_view id = chunk.id(index);
   const std::string_view payload = chunk.payload(index);
-  const auto first_start = Clock::now();
+  const auto first_start = now;
   const auto stop_waiting = [&] {
     return batch.cancelled() || discard_.load(std::memory_order_relaxed);
   };
   int attempt = 0;
   for (;;) {
     if (batch.cancelled()) {
-      batch.record(id, JobStatus::kCancelled, attempt, ms_since(first_start),
-                   attempt == 0 ? "batch cancelled before the job started" : "batch cancelled");
+      self->results.add(
+          id, JobStatus::kCancelled, attempt, ms_since(first_start, now),
+          attempt == 0 ? "batch cancelled before the job started" : "batch cancelled");
       break;
     }
     if (discard_.load(std::memory_order_relaxed) ||
@@ -172,14 +187,14 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
       continue;
     }
     ++attempt;
-    const auto attempt_start = Clock::now();
+    // The first attempt starts as the job does, unless the rate made it wait.
+    const auto attempt_start = attempt == 1 && !settings.rate ? first_start : Clock::now();
     const auto deadline = cfg.timeout ? attempt_start + *cfg.timeout : Clock::time_point::max();
     self->chunk = &chunk;
     self->index = index;
     self->attempt = attempt;
     self->first_start = first_start;
     self->deadline_ns.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
-    busy_.fetch_add(1, std::memory_order_relaxed);
     self->state.store(Worker::kRunning, std::memory_order_release);
 
     Context ctx(&batch.cancel_token(), deadline);
@@ -205,7 +220,6 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     if (!self->state.compare_exchange_strong(expected, Worker::kIdle, std::memory_order_acq_rel)) {
       return false;  // abandoned while we were stuck: the monitor gave this job its result
     }
-    busy_.fetch_sub(1, std::memory_order_relaxed);
     if (discard_.load(std::memory_order_relaxed)) {
       return true;
     }
@@ -215,7 +229,7 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     bool retryable = true;
     if (!outcome) {
       text = thrown.empty() ? std::string("the processor threw an exception") : std::move(thrown);
-    } else if (Clock::now() > deadline) {
+    } else if (cfg.timeout && Clock::now() > deadline) {
       status = JobStatus::kTimeout;
       text = fmt::format("deadline of {} ms exceeded", cfg.timeout->count());
     } else {
@@ -233,22 +247,23 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     }
 
     if (status != JobStatus::kOk && batch.cancelled()) {
-      batch.record(id, JobStatus::kCancelled, attempt, ms_since(first_start),
-                   "batch cancelled while the job was running");
+      self->results.add(id, JobStatus::kCancelled, attempt, ms_since(first_start, now),
+                        "batch cancelled while the job was running");
       break;
     }
     if (status != JobStatus::kOk && retryable && attempt <= cfg.retries) {
       const auto delay = backoff_for(cfg, attempt);
       spdlog::debug("pool '{}': job '{}' of batch '{}' attempt {} {}: {}; retrying in {} ms", name_,
                     id, batch.id(), attempt, batch::to_string(status), text, delay.count());
+      commit_results(*self, chunk.batch);  // the chunk's other results do not wait for it
       sleep_unless(delay, stop_waiting);
       continue;
     }
-    batch.record(id, status, attempt, ms_since(first_start), text);
+    self->results.add(id, status, attempt, ms_since(first_start, now), text);
+    if (batch::is_failure(status)) {
+      commit_results(*self, chunk.batch);  // at once: under cancel_all it cancels the batch
+    }
     break;
-  }
-  if (batch.release_pending()) {
-    finish_batch(chunk.batch);
   }
   return true;
 }

@@ -41,6 +41,9 @@ struct Pool::Worker {
   int attempt = 0;
   std::chrono::steady_clock::time_point first_start;
   JobChunk* orphan = nullptr;  // the rest of an abandoned worker's chunk, run first
+  // Results of the current chunk's jobs not yet handed to its batch. Written by the worker
+  // while not kRunning; taken by the monitor once it has abandoned the worker.
+  batch::ResultBuffer results;
   std::thread thread;
 };
 
