@@ -39,12 +39,12 @@ int write_all(int fd, std::string_view data) {
 }  // namespace
 
 Batch::Batch(Info info, ResumedState resumed)
-    : info_(std::move(info)),
+    : BatchCore(info.id),
+      info_(std::move(info)),
       counts_(resumed.counts),
       first_error_(std::move(resumed.first_error)) {
   if (resumed.cancelled) {
-    cancelled_ = true;
-    token_ = true;
+    cancel();
   }
   jobs_read_ = counts_.total();
   const auto file = dir() / "results.jsonl";
@@ -65,11 +65,6 @@ Batch::~Batch() {
 }
 
 std::filesystem::path Batch::dir() const { return info_.pool_dir / "active" / info_.id; }
-
-void Batch::cancel() {
-  cancelled_.store(true, std::memory_order_release);
-  token_.store(true, std::memory_order_release);
-}
 
 void Batch::record(std::string_view id, JobStatus status, int attempts, double ms,
                    std::string_view text) {

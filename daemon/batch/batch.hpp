@@ -1,5 +1,6 @@
 #pragma once
 
+#include "daemon/batch/batch_core.hpp"
 #include "daemon/batch/job_counters.hpp"
 #include "daemon/batch/job_parser.hpp"
 #include "daemon/batch/result_buffer.hpp"
@@ -26,7 +27,7 @@ struct ResumedState {
 
 /// One batch: its results file, counts, first error and cancellation token. Thread-safe:
 /// workers record results concurrently; the pool's housekeeping commits them in groups.
-class Batch {
+class Batch : public BatchCore {
  public:
   struct Info {
     std::string id;
@@ -46,21 +47,8 @@ class Batch {
   ~Batch();
 
   [[nodiscard]] const Info& info() const noexcept { return info_; }
-  [[nodiscard]] const std::string& id() const noexcept { return info_.id; }
   [[nodiscard]] std::filesystem::path dir() const;
   [[nodiscard]] std::filesystem::path input_path() const { return dir() / info_.input_name; }
-
-  /// The cancellation token handed to running attempts (barista::Context). Raised when the
-  /// batch is cancelled, and by the pool at the end of a graceful stop.
-  [[nodiscard]] const std::atomic<bool>& cancel_token() const noexcept { return token_; }
-  /// True once the batch is cancelled (cancel_all failure or an explicit cancel).
-  [[nodiscard]] bool cancelled() const noexcept {
-    return cancelled_.load(std::memory_order_acquire);
-  }
-  /// Cancels the batch: no further job starts, running ones see ctx.cancelled().
-  void cancel();
-  /// Raises the token without cancelling the batch: running attempts stop (daemon stopping).
-  void interrupt() noexcept { token_.store(true, std::memory_order_release); }
 
   /// Records a job's one and only result. Under cancel_all, a failure cancels the batch.
   void record(std::string_view id, JobStatus status, int attempts, double ms,
@@ -106,8 +94,6 @@ class Batch {
 
   Info info_;
   int fd_ = -1;
-  std::atomic<bool> token_{false};
-  std::atomic<bool> cancelled_{false};
   std::atomic<bool> finished_{false};
   std::atomic<std::uint64_t> pending_{1};
   std::atomic<std::uint64_t> jobs_read_{0};

@@ -47,7 +47,10 @@ struct Pool::OpenBatch {
 
 Pool::Pool(config::PoolConfig config, std::shared_ptr<const plugin::PluginLibrary> library,
            const std::filesystem::path& spool, std::shared_ptr<batch::RunningJobs> running)
-    : name_(config.name), spool_(spool, config.name), running_(std::move(running)) {
+    : name_(config.name),
+      spool_(spool, config.name),
+      running_(std::move(running)),
+      redis_(config.redis.has_value()) {
   fresh_processors_ = make_processors(config, *library);
   auto settings = std::make_shared<PoolSettings>();
   if (config.rate) {
@@ -121,14 +124,23 @@ void Pool::start(bool hold) {
   }
   started_ = true;
   held_ = hold && !released_;
-  feeder_ = std::thread([this] { feeder_loop(); });
+  if (redis_) {
+    feeder_ = std::thread([this] { redis_feeder_loop(); });
+    listener_ = std::thread([this] { cancel_listener_loop(); });
+  } else {
+    feeder_ = std::thread([this] { feeder_loop(); });
+    claimer_ = std::thread([this] { claimer_loop(); });
+  }
   monitor_ = std::thread([this] { monitor_loop(); });
-  claimer_ = std::thread([this] { claimer_loop(); });
   const auto& cfg = settings_->config;
   const auto& lib = *settings_->library;
-  spdlog::info("pool '{}' up: plugin '{}' {} ({}), {} workers, queue {}, on_error {}", name_,
+  spdlog::info("pool '{}' up: plugin '{}' {} ({}), {} workers, queue {}, on_error {}{}", name_,
                lib.name(), lib.version(), lib.path().string(), cfg.workers, cfg.queue,
-               cfg.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue");
+               cfg.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue",
+               cfg.redis ? fmt::format(", redis {}:{} stream '{}' group '{}' consumer '{}'",
+                                       cfg.redis->host, cfg.redis->port, cfg.redis->stream,
+                                       cfg.redis->group, cfg.redis->consumer)
+                         : std::string());
 }
 
 void Pool::reconfigure(config::PoolConfig config,
@@ -193,6 +205,14 @@ std::optional<std::string> Pool::claim(std::string_view name) {
 }
 
 std::optional<std::string> Pool::claim_locked(std::string_view name, bool submitted) {
+  if (redis_) {
+    // A Redis pool's jobs live in its stream: `barista submit` puts them there.
+    spdlog::warn(
+        "pool '{}': inbox/{} is not read: the pool takes its jobs from redis (use "
+        "barista submit)",
+        name_, name);
+    return std::nullopt;
+  }
   if (storage_failing_.load()) {
     return std::nullopt;  // it waits in the inbox: claimed when results can be written again
   }
@@ -268,6 +288,9 @@ std::shared_ptr<const PoolSettings> Pool::settings() const {
 }
 
 void Pool::recover() {
+  if (redis_) {
+    return;  // its unfinished jobs are pending in Redis
+  }
   const bool cancel_all = settings()->config.on_error == config::OnError::kCancelAll;
   std::lock_guard lock(claim_mutex_);
   // A batch claimed or submitted since the pool started is running already: not resumed twice,
@@ -592,36 +615,45 @@ void Pool::check_stuck_workers() {
     // started the attempt is ours to read.
     JobChunk* chunk = worker->chunk;
     abandoned_.fetch_add(1, std::memory_order_relaxed);
-    auto b = chunk->batch;
+    auto b = chunk->batch;  // null for a Redis pool's chunk
     // The results of the chunk's jobs that ended before this one.
     const auto earlier = worker->results.size();
-    b->commit(worker->results);
+    if (b) {
+      b->commit(worker->results);
+    }
     const std::string id(chunk->id(worker->index));
     spdlog::error(
         "pool '{}': job '{}' of batch '{}' overran its deadline by more than {} s: worker "
         "abandoned and replaced",
-        name_, id, b->id(), kAbandonGrace.count());
+        name_, id, chunk->owner().id(), kAbandonGrace.count());
     // The jobs of the chunk not yet started go to the replacement worker, copied: the stuck
     // thread may still read its own job from the old chunk.
     JobChunk* rest = nullptr;
     if (chunk->next < chunk->size()) {
       rest = take_free_chunk();
       rest->batch = b;
+      rest->remote = chunk->remote;
       for (std::size_t i = chunk->next; i < chunk->size(); ++i) {
-        rest->add(chunk->id(i), chunk->payload(i), chunk->line(i));
+        rest->add(chunk->id(i), chunk->payload(i), chunk->line(i), chunk->tag(i));
       }
       queued_.fetch_add(rest->size(), std::memory_order_relaxed);  // waiting again
     }
     const double ms = std::chrono::duration<double, std::milli>(now - worker->first_start).count();
-    const int attempt = worker->attempt;
     const auto timeout_ms = worker->settings->config.timeout.value_or(std::chrono::milliseconds(0));
+    const auto why = fmt::format(
+        "deadline of {} ms exceeded; the processor did not return within {} s after it and its "
+        "worker was abandoned",
+        timeout_ms.count(), kAbandonGrace.count());
+    if (b) {
+      b->record(id, batch::JobStatus::kTimeout, worker->attempt, ms, why);
+    } else {
+      // One try: when Redis is down the entry stays pending and is taken over later.
+      record_remote(monitor_recorder_, *chunk, worker->index, batch::JobStatus::kTimeout,
+                    worker->attempt, ms, why, /*retry=*/false);
+    }
     if (chunk->shared_owners.fetch_add(1, std::memory_order_acq_rel) == 1) {
       delete chunk;  // the stuck thread has returned and let go already
     }
-    b->record(id, batch::JobStatus::kTimeout, attempt, ms,
-              fmt::format("deadline of {} ms exceeded; the processor did not return within {} s "
-                          "after it and its worker was abandoned",
-                          timeout_ms.count(), kAbandonGrace.count()));
     worker->thread.detach();
     --workers_running_;
     try {
@@ -632,18 +664,20 @@ void Pool::check_stuck_workers() {
                     e.what());
       if (rest != nullptr) {
         queued_.fetch_sub(rest->size(), std::memory_order_relaxed);
-        for (std::size_t i = 0; i < rest->size(); ++i) {
-          b->record(rest->id(i), batch::JobStatus::kFailed, 0, 0.0,
-                    fmt::format("no worker could take the job: {}", e.what()));
+        if (b) {
+          for (std::size_t i = 0; i < rest->size(); ++i) {
+            b->record(rest->id(i), batch::JobStatus::kFailed, 0, 0.0,
+                      fmt::format("no worker could take the job: {}", e.what()));
+          }
         }
         const auto n = rest->size();
-        recycle(rest);
-        if (b->release_pending(n)) {
+        recycle(rest);  // a Redis pool's entries stay pending: taken over later
+        if (b && b->release_pending(n)) {
           to_finish.push_back(b);
         }
       }
     }
-    if (b->release_pending(earlier + 1)) {
+    if (b && b->release_pending(earlier + 1)) {
       to_finish.push_back(b);
     }
   }
@@ -674,6 +708,9 @@ void Pool::stop(std::chrono::milliseconds timeout) {
   claimer_cv_.notify_all();
   if (claimer_.joinable()) {
     claimer_.join();
+  }
+  if (listener_.joinable()) {
+    listener_.join();
   }
   JobChunk* chunk = nullptr;
   while (queue_.try_pop(chunk)) {
@@ -753,6 +790,9 @@ PoolStatus Pool::status() const {
   s.queued = queued_.load(std::memory_order_relaxed);
   s.abandoned = abandoned_.load(std::memory_order_relaxed);
   s.on_error = current->config.on_error;
+  if (redis_) {
+    s.redis = redis_ok_.load() ? "connected" : "unavailable";
+  }
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include "daemon/plugin/plugin_library.hpp"
 #include "daemon/pool/job_chunk.hpp"
 #include "daemon/pool/rate_limiter.hpp"
+#include "daemon/redis/model.hpp"
 
 #include <tbb/concurrent_queue.h>
 
@@ -21,6 +22,11 @@
 #include <unordered_map>
 #include <vector>
 
+namespace barista::redis {
+class Recorder;
+class StreamStore;
+}  // namespace barista::redis
+
 namespace barista::pool {
 
 /// A snapshot of a pool for `status` and the metrics.
@@ -32,6 +38,8 @@ struct PoolStatus {
   std::uint64_t queued = 0;
   std::uint64_t abandoned = 0;
   config::OnError on_error = config::OnError::kContinue;
+  /// A pool shared through Redis: "connected" or "unavailable"; empty for a spool pool.
+  std::string redis;
 };
 
 /// A batch as `status` shows it.
@@ -147,6 +155,9 @@ class Pool {
   // workers (worker.cpp)
   void worker_loop(const std::shared_ptr<Worker>& self);
   void run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk);
+  /// Records a job's result: into the worker's buffer (a spool batch) or into Redis.
+  void record_result(Worker& self, JobChunk& chunk, std::size_t index, batch::JobStatus status,
+                     int attempts, double ms, std::string_view text);
   /// Hands the worker's gathered results to `batch`, and ends the batch when they were its last.
   void commit_results(Worker& worker, const std::shared_ptr<batch::Batch>& batch);
   [[nodiscard]] int busy_locked() const;
@@ -159,6 +170,24 @@ class Pool {
   void spawn_worker_locked(plugin::ProcessorHandle processor, JobChunk* orphan);
   bool run_alone(const std::shared_ptr<batch::Batch>& batch, std::string_view id,
                  std::string_view payload, std::uint64_t line);
+
+  // a pool shared through Redis (redis_feed.cpp): the feeder reads the stream, a listener
+  // hears cancellations; results are recorded on the recording thread's own connection
+  void redis_feeder_loop();
+  void dispatch_entries(redis::StreamStore& store, std::vector<redis::Entry>& entries,
+                        const config::PoolConfig& cfg);
+  std::shared_ptr<RemoteBatch> remote_batch(redis::StreamStore& store, const std::string& id);
+  void refresh_remote_batches(redis::StreamStore& store);
+  void cancel_listener_loop();
+  /// Records the result of a Redis job (`chunk`'s job `index`) on `recorder`, connecting it when
+  /// needed. With `retry`, tries until it is recorded or the pool stops (then the entry stays
+  /// pending in Redis and runs again). False when not recorded.
+  bool record_remote(std::unique_ptr<redis::Recorder>& recorder, const JobChunk& chunk,
+                     std::size_t index, batch::JobStatus status, int attempts, double ms,
+                     std::string_view text, bool retry);
+  void note_redis_down(const std::string& why);
+  void note_redis_up();
+  [[nodiscard]] bool is_redis() const { return redis_; }
 
   // housekeeping
   void monitor_loop();
@@ -214,6 +243,14 @@ class Pool {
   std::thread feeder_;
   std::thread monitor_;
   std::thread claimer_;  // claims what waited in the inbox once claimed batches have ended
+
+  // Redis pools only.
+  bool redis_ = false;  // set at construction: a pool does not change kind at a reload
+  std::atomic<bool> redis_ok_{true};
+  std::mutex remote_mutex_;
+  std::unordered_map<std::string, std::weak_ptr<RemoteBatch>> remote_batches_;
+  std::unique_ptr<redis::Recorder> monitor_recorder_;  // monitor thread only
+  std::thread listener_;
   std::condition_variable claimer_cv_;
   std::mutex monitor_mutex_;
   std::condition_variable monitor_cv_;

@@ -143,6 +143,18 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
   recycle(chunk);
 }
 
+void Pool::record_result(Worker& self, JobChunk& chunk, std::size_t index, JobStatus status,
+                         int attempts, double ms, std::string_view text) {
+  if (chunk.remote) {
+    record_remote(self.recorder, chunk, index, status, attempts, ms, text, /*retry=*/true);
+    return;
+  }
+  self.results.add(chunk.id(index), status, attempts, ms, text);
+  if (batch::is_failure(status)) {
+    commit_results(self, chunk.batch);  // at once: under cancel_all it cancels the batch
+  }
+}
+
 void Pool::commit_results(Worker& worker, const std::shared_ptr<batch::Batch>& batch) {
   const auto n = worker.results.size();
   if (n == 0) {
@@ -156,7 +168,7 @@ void Pool::commit_results(Worker& worker, const std::shared_ptr<batch::Batch>& b
 
 bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
                    Clock::time_point& now) {
-  batch::Batch& batch = *chunk.batch;
+  batch::BatchCore& batch = chunk.owner();
   const std::string_view id = chunk.id(index);
   const std::string_view payload = chunk.payload(index);
   const auto first_start = now;
@@ -166,9 +178,8 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
   int attempt = 0;
   for (;;) {
     if (batch.cancelled()) {
-      self->results.add(
-          id, JobStatus::kCancelled, attempt, ms_since(first_start, now),
-          attempt == 0 ? "batch cancelled before the job started" : "batch cancelled");
+      record_result(*self, chunk, index, JobStatus::kCancelled, attempt, ms_since(first_start, now),
+                    attempt == 0 ? "batch cancelled before the job started" : "batch cancelled");
       break;
     }
     if (discard_.load(std::memory_order_relaxed) ||
@@ -202,7 +213,8 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     std::optional<Outcome> outcome;
     std::string thrown;
     // Marked while it runs: if the daemon dies now, the next start knows this job was in flight.
-    if (self->running) {
+    // (A job of a Redis pool stays pending in Redis instead: the delivery count is its mark.)
+    if (self->running && !chunk.remote) {
       self->running->mark(self->slot, name_, batch.id(), chunk.line(index));
     }
     try {
@@ -212,7 +224,7 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     } catch (...) {
       thrown = "the processor threw an exception that is not a std::exception";
     }
-    if (self->running) {
+    if (self->running && !chunk.remote) {
       self->running->clear(self->slot);
     }
 
@@ -247,8 +259,8 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     }
 
     if (status != JobStatus::kOk && batch.cancelled()) {
-      self->results.add(id, JobStatus::kCancelled, attempt, ms_since(first_start, now),
-                        "batch cancelled while the job was running");
+      record_result(*self, chunk, index, JobStatus::kCancelled, attempt, ms_since(first_start, now),
+                    "batch cancelled while the job was running");
       break;
     }
     if (status != JobStatus::kOk && retryable && attempt <= cfg.retries) {
@@ -259,10 +271,7 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
       sleep_unless(delay, stop_waiting);
       continue;
     }
-    self->results.add(id, status, attempt, ms_since(first_start, now), text);
-    if (batch::is_failure(status)) {
-      commit_results(*self, chunk.batch);  // at once: under cancel_all it cancels the batch
-    }
+    record_result(*self, chunk, index, status, attempt, ms_since(first_start, now), text);
     break;
   }
   return true;

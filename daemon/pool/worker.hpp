@@ -2,6 +2,7 @@
 
 #include "daemon/plugin/plugin_library.hpp"
 #include "daemon/pool/pool.hpp"
+#include "daemon/redis/recorder.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -44,6 +45,8 @@ struct Pool::Worker {
   // Results of the current chunk's jobs not yet handed to its batch. Written by the worker
   // while not kRunning; taken by the monitor once it has abandoned the worker.
   batch::ResultBuffer results;
+  // A Redis pool's results go to Redis on this worker's own connection (made when first used).
+  std::unique_ptr<redis::Recorder> recorder;
   std::thread thread;
 };
 

@@ -87,11 +87,14 @@ std::vector<PoolPlan> plan_pools(const config::DaemonConfig& next,
     PoolPlan plan;
     plan.config = pc;
     try {
-      if (pc.redis) {
-        throw std::runtime_error("redis pools are not supported by this build of baristad");
+      auto it = current.find(pc.name);
+      if (it != current.end() &&
+          it->second->settings()->config.redis.has_value() != pc.redis.has_value()) {
+        throw std::runtime_error(
+            "a reload cannot move a pool between the spool and redis: remove the pool in one "
+            "reload and add it back in the next");
       }
       plan.library = registry.load(pc.plugin);
-      auto it = current.find(pc.name);
       if (it == current.end()) {
         plan.kind = PoolPlan::Kind::kAdd;
         plan.pool = std::make_shared<pool::Pool>(pc, plan.library, next.spool, running);

@@ -1,0 +1,329 @@
+// A pool shared by several daemons through a Redis stream (CONTRACT §10):
+//
+//   stream (consumer group) -> feeder (XREADGROUP, only what the queue can take) -> queue
+//        -> workers -> result recorded, counted and acked in one script (Recorder)
+//
+// Crash safety is Redis's: an entry stays pending until its result is recorded, so a daemon that
+// dies leaves its jobs to its own next start (own pending entries first) or to the others
+// (XAUTOCLAIM after claim_after); the delivery count gives up a job that keeps crashing daemons.
+#include "daemon/common/fs.hpp"
+#include "daemon/pool/pool.hpp"
+#include "daemon/pool/worker.hpp"
+#include "daemon/redis/stream_store.hpp"
+
+#include <algorithm>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace barista::pool {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kRedisTimeout{2000};
+constexpr milliseconds kReadBlock{200};
+constexpr milliseconds kFirstBackoff{100};
+constexpr milliseconds kMaxBackoff{5000};
+// How often the feeder re-reads the state of the batches it holds jobs of (a cancel message
+// missed while the listener was reconnecting is still seen) and forgets finished ones.
+constexpr milliseconds kRefreshEvery{1000};
+
+std::string now_iso() { return common::iso8601_utc(std::chrono::system_clock::now()); }
+
+std::string result_line(std::string_view id, batch::JobStatus status, int attempts, double ms,
+                        std::string_view text) {
+  std::string line;
+  batch::append_result_line(line, id, status, attempts, ms, text);
+  line.pop_back();  // the '\n': Redis keeps lines, not a file
+  return line;
+}
+
+std::chrono::seconds ttl_of(const config::RedisConfig& cfg) {
+  return std::max(std::chrono::seconds(1),
+                  std::chrono::duration_cast<std::chrono::seconds>(cfg.results_ttl));
+}
+
+// Sleeps up to `d`, in short steps, unless `stop` becomes true.
+template <class Stop>
+void pause(milliseconds d, Stop stop) {
+  const auto until = Clock::now() + d;
+  while (!stop() && Clock::now() < until) {
+    std::this_thread::sleep_for(std::min<Clock::duration>(until - Clock::now(), milliseconds(20)));
+  }
+}
+
+}  // namespace
+
+void Pool::note_redis_down(const std::string& why) {
+  if (redis_ok_.exchange(false)) {
+    spdlog::error("pool '{}': redis unavailable: {}; retrying with backoff", name_, why);
+  }
+}
+
+void Pool::note_redis_up() {
+  if (!redis_ok_.exchange(true)) {
+    spdlog::info("pool '{}': redis reachable again", name_);
+  }
+}
+
+bool Pool::record_remote(std::unique_ptr<redis::Recorder>& recorder, const JobChunk& chunk,
+                         std::size_t index, batch::JobStatus status, int attempts, double ms,
+                         std::string_view text, bool retry) {
+  const auto settings = this->settings();
+  const auto& cfg = settings->config;
+  redis::Entry entry;
+  entry.stream_id = std::string(chunk.tag(index));
+  entry.batch = chunk.remote->id();
+  entry.id = std::string(chunk.id(index));
+  entry.deliveries = chunk.line(index);
+  const auto line = result_line(entry.id, status, attempts, ms, text);
+  auto backoff = kFirstBackoff;
+  for (;;) {
+    try {
+      if (!recorder) {
+        recorder = std::make_unique<redis::Recorder>(*cfg.redis, kRedisTimeout);
+      }
+      const auto r = recorder->record(
+          entry, batch::to_string(status), batch::is_failure(status) ? text : "", line,
+          cfg.on_error == config::OnError::kCancelAll, now_iso(), ttl_of(*cfg.redis));
+      if (r.cancelled) {
+        chunk.remote->cancel();  // this daemon's other jobs of the batch stop at once
+      }
+      batch::JobTally tally;
+      tally.jobs[static_cast<std::size_t>(status)] = 1;
+      if (attempts > 0) {
+        tally.observe_duration(ms / 1000.0);
+      }
+      counters_->add(tally);
+      return true;
+    } catch (const redis::RedisError& e) {
+      recorder.reset();
+      note_redis_down(e.what());
+      if (!retry || stopping_.load()) {
+        return false;  // pending in Redis: it runs again, here after a restart or elsewhere
+      }
+      pause(backoff, [&] { return stopping_.load(); });
+      backoff = std::min(backoff * 2, kMaxBackoff);
+    }
+  }
+}
+
+std::shared_ptr<RemoteBatch> Pool::remote_batch(redis::StreamStore& store, const std::string& id) {
+  std::shared_ptr<RemoteBatch> b;
+  {
+    std::lock_guard lock(remote_mutex_);
+    auto& slot = remote_batches_[id];
+    b = slot.lock();
+    if (b) {
+      return b;
+    }
+    b = std::make_shared<RemoteBatch>(id);
+    slot = b;
+  }
+  // Registered first, then asked: a cancel message from now on finds it.
+  if (store.batch_cancelled(id)) {
+    b->cancel();
+  }
+  return b;
+}
+
+void Pool::refresh_remote_batches(redis::StreamStore& store) {
+  std::vector<std::shared_ptr<RemoteBatch>> live;
+  {
+    std::lock_guard lock(remote_mutex_);
+    std::erase_if(remote_batches_, [&](const auto& kv) {
+      auto b = kv.second.lock();
+      if (b && !b->cancelled()) {
+        live.push_back(std::move(b));
+      }
+      return kv.second.expired();
+    });
+  }
+  for (const auto& b : live) {
+    if (store.batch_cancelled(b->id())) {
+      b->cancel();
+    }
+  }
+}
+
+void Pool::dispatch_entries(redis::StreamStore& store, std::vector<redis::Entry>& entries,
+                            const config::PoolConfig& cfg) {
+  const auto want = chunk_size();
+  JobChunk* chunk = nullptr;
+  const auto push_chunk = [&] {
+    if (chunk == nullptr) {
+      return;
+    }
+    queued_.fetch_add(chunk->size(), std::memory_order_relaxed);
+    try {
+      push(chunk);
+    } catch (const tbb::user_abort&) {
+      queued_.fetch_sub(chunk->size(), std::memory_order_relaxed);
+      recycle(chunk);  // stopping: the entries stay pending in Redis
+    }
+    chunk = nullptr;
+  };
+  const bool cancel_all = cfg.on_error == config::OnError::kCancelAll;
+  try {
+    for (auto& e : entries) {
+      if (e.batch.empty()) {
+        spdlog::warn("pool '{}': stream entry {} has no batch field: dropped", name_, e.stream_id);
+        store.discard(e);
+        continue;
+      }
+      auto b = remote_batch(store, e.batch);
+      if (chunk != nullptr && (chunk->remote != b || chunk->size() >= want)) {
+        push_chunk();
+      }
+      // Jobs that get their result without running.
+      std::optional<std::pair<batch::JobStatus, std::string>> verdict;
+      int attempts = 0;
+      if (!e.malformed.empty()) {
+        verdict.emplace(batch::JobStatus::kInvalid, e.malformed);
+      } else if (e.deliveries > static_cast<std::uint64_t>(cfg.max_crashes) + 1) {
+        attempts = static_cast<int>(e.deliveries - 1);
+        verdict.emplace(batch::JobStatus::kFailed,
+                        fmt::format("crashed {} times", e.deliveries - 1));
+        spdlog::error(
+            "pool '{}': job '{}' of batch '{}' was delivered {} times without a result: "
+            "not run again",
+            name_, e.id, e.batch, e.deliveries);
+      } else if (b->cancelled()) {
+        verdict.emplace(batch::JobStatus::kCancelled, "batch cancelled before the job started");
+      }
+      if (verdict) {
+        const auto line = result_line(e.id, verdict->first, attempts, 0.0, verdict->second);
+        const auto r = store.record(e, batch::to_string(verdict->first),
+                                    batch::is_failure(verdict->first) ? verdict->second : "", line,
+                                    cancel_all, now_iso(), ttl_of(*cfg.redis));
+        if (r.cancelled) {
+          b->cancel();
+        }
+        batch::JobTally tally;
+        tally.jobs[static_cast<std::size_t>(verdict->first)] = 1;
+        counters_->add(tally);
+        continue;
+      }
+      if (chunk == nullptr) {
+        chunk = take_free_chunk();
+        chunk->remote = b;
+      }
+      chunk->add(e.id, e.payload, e.deliveries, e.stream_id);
+    }
+  } catch (...) {
+    if (chunk != nullptr) {
+      recycle(chunk);  // its entries stay pending in Redis: taken over after claim_after
+    }
+    throw;
+  }
+  push_chunk();
+}
+
+void Pool::redis_feeder_loop() {
+  {
+    std::unique_lock lock(mutex_);
+    feeder_cv_.wait(lock, [&] { return stopping_.load() || !held_; });
+  }
+  std::unique_ptr<redis::StreamStore> store;
+  config::RedisConfig current;
+  bool own_pending_read = false;  // this consumer's entries left by an earlier run
+  auto backoff = kFirstBackoff;
+  auto next_claim = Clock::now();
+  auto next_refresh = Clock::now() + kRefreshEvery;
+  std::uint64_t generation = 0;
+  while (!stopping_.load(std::memory_order_acquire)) {
+    const auto settings = this->settings();
+    const auto& cfg = settings->config;
+    if (generation != settings->generation) {
+      generation = settings->generation;
+      std::lock_guard lock(mutex_);
+      apply_queue_settings(cfg);
+    }
+    try {
+      if (!store || current != *cfg.redis) {
+        if (store && current.consumer != cfg.redis->consumer) {
+          own_pending_read = false;  // a new name: its own pending entries first
+        }
+        store.reset();
+        store = std::make_unique<redis::StreamStore>(*cfg.redis, cfg.max_job_bytes, kRedisTimeout);
+        store->ensure_group();
+        current = *cfg.redis;
+      }
+      const auto queued = queued_.load(std::memory_order_relaxed);
+      const std::size_t room = cfg.queue > queued ? cfg.queue - queued : 0;
+      if (room == 0) {
+        std::unique_lock lock(mutex_);
+        feeder_cv_.wait_for(lock, milliseconds(5), [&] { return stopping_.load(); });
+        continue;
+      }
+      std::vector<redis::Entry> entries;
+      if (!own_pending_read) {
+        entries = store->read_own_pending(room);
+        own_pending_read = entries.empty();
+      } else if (Clock::now() >= next_claim) {
+        entries = store->claim_idle(room);
+        next_claim =
+            Clock::now() + std::clamp<Clock::duration>(cfg.redis->claim_after / 4, milliseconds(50),
+                                                       milliseconds(5000));
+      }
+      if (entries.empty() && own_pending_read) {
+        entries = store->read_new(room, kReadBlock);
+      }
+      if (Clock::now() >= next_refresh) {
+        refresh_remote_batches(*store);
+        next_refresh = Clock::now() + kRefreshEvery;
+      }
+      note_redis_up();
+      backoff = kFirstBackoff;
+      dispatch_entries(*store, entries, cfg);
+    } catch (const redis::RedisError& e) {
+      store.reset();
+      note_redis_down(e.what());
+      pause(backoff, [&] { return stopping_.load(); });
+      backoff = std::min(backoff * 2, kMaxBackoff);
+    }
+  }
+}
+
+void Pool::cancel_listener_loop() {
+  std::unique_ptr<redis::Subscriber> subscriber;
+  config::RedisConfig current;
+  auto backoff = kFirstBackoff;
+  while (!stopping_.load(std::memory_order_acquire)) {
+    const auto settings = this->settings();
+    try {
+      if (!subscriber || current != *settings->config.redis) {
+        subscriber.reset();
+        current = *settings->config.redis;
+        subscriber = std::make_unique<redis::Subscriber>(current, kRedisTimeout,
+                                                         std::string(redis::kCancelChannel));
+      }
+      backoff = kFirstBackoff;
+      const auto id = subscriber->next_message(kReadBlock);
+      if (!id) {
+        continue;
+      }
+      std::shared_ptr<RemoteBatch> b;
+      {
+        std::lock_guard lock(remote_mutex_);
+        if (auto it = remote_batches_.find(*id); it != remote_batches_.end()) {
+          b = it->second.lock();
+        }
+      }
+      if (b && !b->cancelled()) {
+        spdlog::warn("pool '{}': batch '{}' cancelled (from redis)", name_, *id);
+        b->cancel();
+      }
+    } catch (const redis::RedisError& e) {
+      subscriber.reset();
+      note_redis_down(e.what());
+      pause(backoff, [&] { return stopping_.load(); });
+      backoff = std::min(backoff * 2, kMaxBackoff);
+    }
+  }
+}
+
+}  // namespace barista::pool
