@@ -18,6 +18,16 @@ class RemoteBatch final : public batch::BatchCore {
   using BatchCore::BatchCore;
 };
 
+/// The result of a Redis pool's job, gathered by its worker until the chunk's results are
+/// recorded together.
+struct RemoteResult {
+  std::size_t index = 0;  // in its chunk
+  batch::JobStatus status = batch::JobStatus::kOk;
+  int attempts = 0;
+  double ms = 0;
+  std::string text;
+};
+
 /// Up to a few dozen jobs of one batch, handed through the pool's queue as one item: the queue
 /// and the batch's reference count are touched once per chunk, not once per job. The bytes of
 /// all ids and payloads share one arena; chunks are recycled so the arena's memory is reused.

@@ -648,8 +648,9 @@ void Pool::check_stuck_workers() {
       b->record(id, batch::JobStatus::kTimeout, worker->attempt, ms, why);
     } else {
       // One try: when Redis is down the entry stays pending and is taken over later.
-      record_remote(monitor_recorder_, *chunk, worker->index, batch::JobStatus::kTimeout,
-                    worker->attempt, ms, why, /*retry=*/false);
+      record_remote(monitor_recorder_, *chunk,
+                    {{worker->index, batch::JobStatus::kTimeout, worker->attempt, ms, why}},
+                    /*retry=*/false);
     }
     if (chunk->shared_owners.fetch_add(1, std::memory_order_acq_rel) == 1) {
       delete chunk;  // the stuck thread has returned and let go already

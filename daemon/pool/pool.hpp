@@ -179,12 +179,13 @@ class Pool {
   std::shared_ptr<RemoteBatch> remote_batch(redis::StreamStore& store, const std::string& id);
   void refresh_remote_batches(redis::StreamStore& store);
   void cancel_listener_loop();
-  /// Records the result of a Redis job (`chunk`'s job `index`) on `recorder`, connecting it when
-  /// needed. With `retry`, tries until it is recorded or the pool stops (then the entry stays
-  /// pending in Redis and runs again). False when not recorded.
+  /// Records results of a Redis chunk's jobs on `recorder` (connected when needed), in one
+  /// round trip. With `retry`, tries until they are recorded or the pool stops (then their
+  /// entries stay pending in Redis and run again). False when not recorded.
   bool record_remote(std::unique_ptr<redis::Recorder>& recorder, const JobChunk& chunk,
-                     std::size_t index, batch::JobStatus status, int attempts, double ms,
-                     std::string_view text, bool retry);
+                     const std::vector<RemoteResult>& results, bool retry);
+  /// Records the Redis results the worker gathered for `chunk`.
+  void flush_remote(Worker& worker, const JobChunk& chunk);
   void note_redis_down(const std::string& why);
   void note_redis_up();
   [[nodiscard]] bool is_redis() const { return redis_; }
@@ -248,8 +249,12 @@ class Pool {
   bool redis_ = false;  // set at construction: a pool does not change kind at a reload
   std::atomic<bool> redis_ok_{true};
   std::mutex remote_mutex_;
-  std::unordered_map<std::string, std::weak_ptr<RemoteBatch>> remote_batches_;
-  std::unique_ptr<redis::Recorder> monitor_recorder_;  // monitor thread only
+  struct KnownBatch {
+    std::shared_ptr<RemoteBatch> batch;
+    std::chrono::steady_clock::time_point last_used;
+  };
+  std::unordered_map<std::string, KnownBatch> remote_batches_;  // guarded by remote_mutex_
+  std::unique_ptr<redis::Recorder> monitor_recorder_;           // monitor thread only
   std::thread listener_;
   std::condition_variable claimer_cv_;
   std::mutex monitor_mutex_;

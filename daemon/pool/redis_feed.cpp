@@ -30,6 +30,8 @@ constexpr milliseconds kMaxBackoff{5000};
 // How often the feeder re-reads the state of the batches it holds jobs of (a cancel message
 // missed while the listener was reconnecting is still seen) and forgets finished ones.
 constexpr milliseconds kRefreshEvery{1000};
+// A batch no job of which was seen for this long is forgotten (asked about again if it comes back).
+constexpr std::chrono::seconds kForgetAfter{10};
 
 std::string now_iso() { return common::iso8601_utc(std::chrono::system_clock::now()); }
 
@@ -70,32 +72,44 @@ void Pool::note_redis_up() {
 }
 
 bool Pool::record_remote(std::unique_ptr<redis::Recorder>& recorder, const JobChunk& chunk,
-                         std::size_t index, batch::JobStatus status, int attempts, double ms,
-                         std::string_view text, bool retry) {
+                         const std::vector<RemoteResult>& results, bool retry) {
+  if (results.empty()) {
+    return true;
+  }
   const auto settings = this->settings();
   const auto& cfg = settings->config;
-  redis::Entry entry;
-  entry.stream_id = std::string(chunk.tag(index));
-  entry.batch = chunk.remote->id();
-  entry.id = std::string(chunk.id(index));
-  entry.deliveries = chunk.line(index);
-  const auto line = result_line(entry.id, status, attempts, ms, text);
+  std::vector<redis::Entry> entries(results.size());
+  std::vector<std::string> lines(results.size());
+  std::vector<redis::Recorder::Result> calls;
+  calls.reserve(results.size());
+  batch::JobTally tally;
+  for (std::size_t k = 0; k < results.size(); ++k) {
+    const auto& r = results[k];
+    auto& entry = entries[k];
+    entry.stream_id = std::string(chunk.tag(r.index));
+    entry.batch = chunk.remote->id();
+    entry.id = std::string(chunk.id(r.index));
+    entry.deliveries = chunk.line(r.index);
+    lines[k] = result_line(entry.id, r.status, r.attempts, r.ms, r.text);
+    calls.push_back({&entry, batch::to_string(r.status),
+                     batch::is_failure(r.status) ? std::string_view(r.text) : std::string_view(),
+                     lines[k]});
+    ++tally.jobs[static_cast<std::size_t>(r.status)];
+    if (r.attempts > 0) {
+      tally.observe_duration(r.ms / 1000.0);
+    }
+  }
   auto backoff = kFirstBackoff;
   for (;;) {
     try {
       if (!recorder) {
         recorder = std::make_unique<redis::Recorder>(*cfg.redis, kRedisTimeout);
       }
-      const auto r = recorder->record(
-          entry, batch::to_string(status), batch::is_failure(status) ? text : "", line,
-          cfg.on_error == config::OnError::kCancelAll, now_iso(), ttl_of(*cfg.redis));
-      if (r.cancelled) {
+      const auto outcomes = recorder->record_many(
+          calls, cfg.on_error == config::OnError::kCancelAll, now_iso(), ttl_of(*cfg.redis));
+      if (std::any_of(outcomes.begin(), outcomes.end(),
+                      [](const auto& o) { return o.cancelled; })) {
         chunk.remote->cancel();  // this daemon's other jobs of the batch stop at once
-      }
-      batch::JobTally tally;
-      tally.jobs[static_cast<std::size_t>(status)] = 1;
-      if (attempts > 0) {
-        tally.observe_duration(ms / 1000.0);
       }
       counters_->add(tally);
       return true;
@@ -103,7 +117,7 @@ bool Pool::record_remote(std::unique_ptr<redis::Recorder>& recorder, const JobCh
       recorder.reset();
       note_redis_down(e.what());
       if (!retry || stopping_.load()) {
-        return false;  // pending in Redis: it runs again, here after a restart or elsewhere
+        return false;  // pending in Redis: they run again, here after a restart or elsewhere
       }
       pause(backoff, [&] { return stopping_.load(); });
       backoff = std::min(backoff * 2, kMaxBackoff);
@@ -115,13 +129,12 @@ std::shared_ptr<RemoteBatch> Pool::remote_batch(redis::StreamStore& store, const
   std::shared_ptr<RemoteBatch> b;
   {
     std::lock_guard lock(remote_mutex_);
-    auto& slot = remote_batches_[id];
-    b = slot.lock();
-    if (b) {
-      return b;
+    auto& known = remote_batches_[id];
+    known.last_used = Clock::now();
+    if (known.batch) {
+      return known.batch;
     }
-    b = std::make_shared<RemoteBatch>(id);
-    slot = b;
+    b = known.batch = std::make_shared<RemoteBatch>(id);
   }
   // Registered first, then asked: a cancel message from now on finds it.
   if (store.batch_cancelled(id)) {
@@ -132,14 +145,18 @@ std::shared_ptr<RemoteBatch> Pool::remote_batch(redis::StreamStore& store, const
 
 void Pool::refresh_remote_batches(redis::StreamStore& store) {
   std::vector<std::shared_ptr<RemoteBatch>> live;
+  const auto forget_before = Clock::now() - kForgetAfter;
   {
     std::lock_guard lock(remote_mutex_);
     std::erase_if(remote_batches_, [&](const auto& kv) {
-      auto b = kv.second.lock();
-      if (b && !b->cancelled()) {
-        live.push_back(std::move(b));
+      const auto& known = kv.second;
+      if (known.batch.use_count() == 1 && known.last_used < forget_before) {
+        return true;  // no job of it here for a while
       }
-      return kv.second.expired();
+      if (!known.batch->cancelled()) {
+        live.push_back(known.batch);
+      }
+      return false;
     });
   }
   for (const auto& b : live) {
@@ -310,7 +327,7 @@ void Pool::cancel_listener_loop() {
       {
         std::lock_guard lock(remote_mutex_);
         if (auto it = remote_batches_.find(*id); it != remote_batches_.end()) {
-          b = it->second.lock();
+          b = it->second.batch;
         }
       }
       if (b && !b->cancelled()) {

@@ -133,7 +133,11 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
       return;
     }
   }
-  commit_results(*self, chunk->batch);
+  if (chunk->remote) {
+    flush_remote(*self, *chunk);
+  } else {
+    commit_results(*self, chunk->batch);
+  }
   if (ran > 0) {
     const auto per_job = std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count() /
                          static_cast<std::int64_t>(ran);
@@ -146,13 +150,21 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
 void Pool::record_result(Worker& self, JobChunk& chunk, std::size_t index, JobStatus status,
                          int attempts, double ms, std::string_view text) {
   if (chunk.remote) {
-    record_remote(self.recorder, chunk, index, status, attempts, ms, text, /*retry=*/true);
+    self.remote_results.push_back({index, status, attempts, ms, std::string(text)});
+    if (batch::is_failure(status)) {
+      flush_remote(self, chunk);  // at once: under cancel_all it cancels the batch everywhere
+    }
     return;
   }
   self.results.add(chunk.id(index), status, attempts, ms, text);
   if (batch::is_failure(status)) {
     commit_results(self, chunk.batch);  // at once: under cancel_all it cancels the batch
   }
+}
+
+void Pool::flush_remote(Worker& worker, const JobChunk& chunk) {
+  record_remote(worker.recorder, chunk, worker.remote_results, /*retry=*/true);
+  worker.remote_results.clear();
 }
 
 void Pool::commit_results(Worker& worker, const std::shared_ptr<batch::Batch>& batch) {
@@ -267,7 +279,12 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
       const auto delay = backoff_for(cfg, attempt);
       spdlog::debug("pool '{}': job '{}' of batch '{}' attempt {} {}: {}; retrying in {} ms", name_,
                     id, batch.id(), attempt, batch::to_string(status), text, delay.count());
-      commit_results(*self, chunk.batch);  // the chunk's other results do not wait for it
+      // The chunk's other results do not wait for it.
+      if (chunk.remote) {
+        flush_remote(*self, chunk);
+      } else {
+        commit_results(*self, chunk.batch);
+      }
       sleep_unless(delay, stop_waiting);
       continue;
     }

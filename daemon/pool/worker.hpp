@@ -47,6 +47,9 @@ struct Pool::Worker {
   batch::ResultBuffer results;
   // A Redis pool's results go to Redis on this worker's own connection (made when first used).
   std::unique_ptr<redis::Recorder> recorder;
+  // Results of the current Redis chunk's jobs, recorded together at its end (a failure at
+  // once). Lost if the worker is abandoned: their entries stay pending and run again.
+  std::vector<RemoteResult> remote_results;
   std::thread thread;
 };
 

@@ -99,25 +99,42 @@ Recorder::Recorder(const config::RedisConfig& cfg, std::chrono::milliseconds tim
 RecordResult Recorder::record(const Entry& entry, std::string_view status, std::string_view error,
                               std::string_view result_line, bool cancel_all,
                               std::string_view now_iso, std::chrono::seconds ttl) {
-  if (!is_status(status)) {
-    throw std::invalid_argument(fmt::format("not a result status: '{}'", status));
-  }
-  if (entry.batch.empty()) {
-    throw std::invalid_argument("a result needs the entry's batch (discard() an entry without)");
-  }
+  return record_many({{&entry, status, error, result_line}}, cancel_all, now_iso, ttl).front();
+}
+
+std::vector<RecordResult> Recorder::record_many(const std::vector<Result>& results, bool cancel_all,
+                                                std::string_view now_iso,
+                                                std::chrono::seconds ttl) {
   // EXPIRE 0 would delete the batch at once; a second is the shortest life it can have.
-  const auto seconds = std::max<std::chrono::seconds::rep>(1, ttl.count());
-  const Reply reply = record_script_.run(
-      client_, {batch_key(entry.batch), results_key(entry.batch), lines_key(entry.batch), stream_},
-      {group_, entry.stream_id, entry.id, std::string(status), std::string(error),
-       std::string(result_line), cancel_all ? "1" : "0", std::string(now_iso),
-       std::to_string(seconds), entry.batch, std::string(kCancelChannel)});
-  RecordResult r;
-  r.first = flag(reply, 0);
-  r.finished = flag(reply, 1);
-  r.cancelled = flag(reply, 2);
-  r.orphan = flag(reply, 3);
-  return r;
+  const auto seconds = std::to_string(std::max<std::chrono::seconds::rep>(1, ttl.count()));
+  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
+  calls.reserve(results.size());
+  for (const auto& r : results) {
+    const Entry& entry = *r.entry;
+    if (!is_status(r.status)) {
+      throw std::invalid_argument(fmt::format("not a result status: '{}'", r.status));
+    }
+    if (entry.batch.empty()) {
+      throw std::invalid_argument("a result needs the entry's batch (discard() an entry without)");
+    }
+    calls.push_back(
+        {{batch_key(entry.batch), results_key(entry.batch), lines_key(entry.batch), stream_},
+         {group_, entry.stream_id, entry.id, std::string(r.status), std::string(r.error),
+          std::string(r.result_line), cancel_all ? "1" : "0", std::string(now_iso), seconds,
+          entry.batch, std::string(kCancelChannel)}});
+  }
+  const auto replies = record_script_.run_many(client_, calls);
+  std::vector<RecordResult> out;
+  out.reserve(replies.size());
+  for (const auto& reply : replies) {
+    RecordResult r;
+    r.first = flag(reply, 0);
+    r.finished = flag(reply, 1);
+    r.cancelled = flag(reply, 2);
+    r.orphan = flag(reply, 3);
+    out.push_back(r);
+  }
+  return out;
 }
 
 void Recorder::discard(const Entry& entry) {

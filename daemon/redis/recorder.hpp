@@ -8,6 +8,7 @@
 #include <chrono>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace barista::redis {
 
@@ -36,6 +37,17 @@ class Recorder {
   RecordResult record(const Entry& entry, std::string_view status, std::string_view error,
                       std::string_view result_line, bool cancel_all, std::string_view now_iso,
                       std::chrono::seconds ttl);
+
+  /// One result for record_many().
+  struct Result {
+    const Entry* entry;
+    std::string_view status;
+    std::string_view error;
+    std::string_view result_line;
+  };
+  /// record() for several results in one round trip (the script calls pipelined), in order.
+  std::vector<RecordResult> record_many(const std::vector<Result>& results, bool cancel_all,
+                                        std::string_view now_iso, std::chrono::seconds ttl);
 
   /// Acknowledges and deletes an entry that will get no result (it has no `batch` field).
   void discard(const Entry& entry);

@@ -31,4 +31,35 @@ Reply Script::run(Client& client, const std::vector<std::string>& keys,
   return client.command(argv);
 }
 
+std::vector<Reply> Script::run_many(
+    Client& client,
+    const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>& calls) {
+  if (sha_.empty()) {
+    load(client);
+  }
+  std::vector<std::vector<std::string>> commands;
+  commands.reserve(calls.size());
+  for (const auto& [keys, args] : calls) {
+    auto& argv = commands.emplace_back();
+    argv.reserve(3 + keys.size() + args.size());
+    argv.emplace_back("EVALSHA");
+    argv.push_back(sha_);
+    argv.push_back(std::to_string(keys.size()));
+    argv.insert(argv.end(), keys.begin(), keys.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+  }
+  try {
+    return client.pipeline(commands);
+  } catch (const ReplyError& e) {
+    if (!std::string_view(e.reply()).starts_with("NOSCRIPT")) {
+      throw;
+    }
+  }
+  load(client);
+  for (auto& argv : commands) {
+    argv[1] = sha_;
+  }
+  return client.pipeline(commands);
+}
+
 }  // namespace barista::redis

@@ -20,6 +20,13 @@ class Script {
   Reply run(Client& client, const std::vector<std::string>& keys,
             const std::vector<std::string>& args);
 
+  /// One EVALSHA per (keys, args) call, pipelined: one round trip for all. Calls are run in
+  /// order; a NOSCRIPT answer loads the script and runs the calls again (so a script run this
+  /// way must be idempotent). Throws RedisError (the first error reply as ReplyError).
+  std::vector<Reply> run_many(
+      Client& client,
+      const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>>& calls);
+
   /// The SHA1 the server gave at the last SCRIPT LOAD ("" before the first run).
   [[nodiscard]] const std::string& sha() const noexcept { return sha_; }
 
