@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <fmt/format.h>
@@ -20,6 +21,8 @@ constexpr auto kAnswerTimeout = std::chrono::seconds(30);
 struct PoolRow {
   std::string name, plugin, on_error;
   std::uint64_t workers = 0, busy = 0, queued = 0, abandoned = 0;
+  std::string redis;  // a pool shared through Redis: "connected" or "unavailable"; else ""
+  std::optional<std::uint64_t> pending;  // its stream's jobs handed out and not yet finished
 };
 
 struct BatchRow {
@@ -58,9 +61,19 @@ StatusReply fetch_status(const std::filesystem::path& socket) {
   for (auto element : pools) {
     simdjson::dom::object p;
     if (element.get_object().get(p) == simdjson::SUCCESS) {
-      out.pools.push_back({text_of(p, "name"), text_of(p, "plugin"), text_of(p, "on_error"),
-                           number_of(p, "workers"), number_of(p, "busy"), number_of(p, "queued"),
-                           number_of(p, "abandoned")});
+      PoolRow row;
+      row.name = text_of(p, "name");
+      row.plugin = text_of(p, "plugin");
+      row.on_error = text_of(p, "on_error");
+      row.workers = number_of(p, "workers");
+      row.busy = number_of(p, "busy");
+      row.queued = number_of(p, "queued");
+      row.abandoned = number_of(p, "abandoned");
+      row.redis = text_of(p, "redis");
+      if (std::uint64_t pending = 0; p["pending"].get(pending) == simdjson::SUCCESS) {
+        row.pending = pending;
+      }
+      out.pools.push_back(std::move(row));
     }
   }
   for (auto element : batches) {
@@ -75,7 +88,8 @@ StatusReply fetch_status(const std::filesystem::path& socket) {
   return out;
 }
 
-// Exactly the contract's keys, whatever else the daemon reports.
+// Exactly the contract's keys, whatever else the daemon reports; a pool shared through Redis
+// adds "redis" (and "pending" when known), CONTRACT §10.
 std::string status_json(const StatusReply& s) {
   std::string out = R"({"pools":[)";
   for (std::size_t i = 0; i < s.pools.size(); ++i) {
@@ -88,6 +102,13 @@ std::string status_json(const StatusReply& s) {
     out += fmt::format(R"(,"workers":{},"busy":{},"queued":{},"on_error":)", p.workers, p.busy,
                        p.queued);
     common::append_json_string(out, p.on_error);
+    if (!p.redis.empty()) {
+      out += R"(,"redis":)";
+      common::append_json_string(out, p.redis);
+      if (p.pending) {
+        out += fmt::format(R"(,"pending":{})", *p.pending);
+      }
+    }
     out += '}';
   }
   out += R"(],"batches":[)";
@@ -137,8 +158,10 @@ std::string table(const std::vector<std::string>& header, const std::vector<bool
 std::string status_table(const StatusReply& s) {
   std::vector<std::vector<std::string>> pools;
   bool any_abandoned = false;
+  bool any_redis = false;
   for (const auto& p : s.pools) {
     any_abandoned = any_abandoned || p.abandoned > 0;
+    any_redis = any_redis || !p.redis.empty();
   }
   for (const auto& p : s.pools) {
     std::vector<std::string> row{p.name,
@@ -150,6 +173,9 @@ std::string status_table(const StatusReply& s) {
     if (any_abandoned) {
       row.push_back(std::to_string(p.abandoned));
     }
+    if (any_redis) {
+      row.push_back(p.redis.empty() ? "" : "redis: " + p.redis);
+    }
     pools.push_back(std::move(row));
   }
   std::vector<std::string> pool_header{"POOL", "PLUGIN", "WORKERS", "BUSY", "QUEUED", "ON_ERROR"};
@@ -158,6 +184,11 @@ std::string status_table(const StatusReply& s) {
     // Only worth a column when a processor ignored its deadline and its worker was replaced.
     pool_header.emplace_back("ABANDONED");
     pool_numeric.push_back(true);
+  }
+  if (any_redis) {
+    // Only when some pool is shared through Redis (CONTRACT §10): `redis: unavailable` there.
+    pool_header.emplace_back("SHARED");
+    pool_numeric.push_back(false);
   }
   std::string out = pools.empty() ? "no pools\n" : table(pool_header, pool_numeric, pools);
   out += '\n';
@@ -181,7 +212,9 @@ void add_status(CLI::App& app, const GlobalOptions& globals, Action& action) {
   auto json = std::make_shared<bool>(false);
   auto* cmd = add_verb(app, "status", "Show the pools and the active batches",
                        "A total shown as N+ is still growing: the daemon has not read the whole "
-                       "batch yet.\nExit: 0; 3 no daemon.");
+                       "batch yet. A pool shared through Redis shows `redis: connected` or "
+                       "`redis: unavailable` (JSON: \"redis\", and \"pending\": its stream's "
+                       "jobs handed out and not yet finished).\nExit: 0; 3 no daemon.");
   cmd->add_flag("--json", *json,
                 R"(print {"pools":[{"name","plugin","workers","busy","queued","on_error"}],)"
                 R"("batches":[{"batch","pool","done","total","failed"}]} instead)");

@@ -108,6 +108,16 @@ int run_submit(const GlobalOptions& globals, const SubmitOptions& o) {
       throw CliError(kExitRefused, "baristad's answer to submit names no batch: " + line);
     }
     id = batch;
+    // What the daemon noticed but stored anyway (a Redis pool: job ids used twice, dropped).
+    simdjson::dom::array warnings;
+    if (reply["warnings"].get_array().get(warnings) == simdjson::SUCCESS) {
+      for (auto w : warnings) {
+        std::string_view text;
+        if (w.get_string().get(text) == simdjson::SUCCESS) {
+          write_all(STDERR_FILENO, fmt::format("barista: warning: {}\n", text));
+        }
+      }
+    }
   }
   write_all(STDOUT_FILENO, id + "\n");
   if (!o.wait) {

@@ -206,6 +206,9 @@ std::optional<std::string> Pool::claim(std::string_view name) {
 
 std::optional<std::string> Pool::claim_locked(std::string_view name, bool submitted) {
   if (redis_) {
+    if (name.starts_with('.')) {
+      return std::nullopt;  // ignored in every inbox (a submission's temp file among them)
+    }
     // A Redis pool's jobs live in its stream: `barista submit` puts them there.
     spdlog::warn(
         "pool '{}': inbox/{} is not read: the pool takes its jobs from redis (use "

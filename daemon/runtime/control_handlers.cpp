@@ -55,9 +55,11 @@ std::optional<Located> locate_in(const std::shared_ptr<pool::Pool>& p, const std
 }
 
 // A batch named `ref`: "ID", or "POOL/ID" where ids repeat across pools (they are unique only
-// within a pool). nullopt with `error` set when there is none, or more than one.
+// within a pool). nullopt with `error` set when there is none, or more than one. `in`: the
+// pools holding it (for the Redis pools' lookup, which may find it too).
 std::optional<Located> locate(const std::map<std::string, std::shared_ptr<pool::Pool>>& pools,
-                              const std::string& ref, std::string& error) {
+                              const std::string& ref, std::string& error,
+                              std::vector<std::string>& in) {
   error = fmt::format("unknown batch '{}'", ref);
   const auto slash = ref.find('/');
   if (slash != std::string::npos) {
@@ -66,13 +68,16 @@ std::optional<Located> locate(const std::map<std::string, std::shared_ptr<pool::
     if (p == pools.end() || !valid_batch_id(id)) {
       return std::nullopt;
     }
-    return locate_in(p->second, id);
+    auto where = locate_in(p->second, id);
+    if (where) {
+      in.push_back(p->first);
+    }
+    return where;
   }
   if (!valid_batch_id(ref)) {
     return std::nullopt;
   }
   std::optional<Located> found;
-  std::vector<std::string> in;
   for (const auto& [name, p] : pools) {
     if (auto where = locate_in(p, ref)) {
       found = std::move(where);
@@ -185,6 +190,10 @@ void Supervisor::handle_submit(const control::Request& request, control::Connect
                  write_error.empty() ? conn.body_error() : write_error);
     return;
   }
+  if (p->settings()->config.redis) {
+    submit_to_redis(p, tmp, request.name, conn);
+    return;
+  }
   try {
     const auto id = p->accept_submission(tmp, request.name);
     spdlog::info("pool '{}': batch '{}' submitted ({} bytes)", p->name(), id, bytes);
@@ -206,9 +215,10 @@ void Supervisor::handle_status(control::Connection& conn) {
     const auto s = p->status();
     fmt::format_to(
         std::back_inserter(out),
-        R"({}{{"name":{},"plugin":{},"workers":{},"busy":{},"queued":{},"on_error":"{}","abandoned":{}}})",
+        R"({}{{"name":{},"plugin":{},"workers":{},"busy":{},"queued":{},"on_error":"{}","abandoned":{}{}}})",
         first ? "" : ",", json_quoted(s.name), json_quoted(s.plugin), s.workers, s.busy, s.queued,
-        s.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue", s.abandoned);
+        s.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue", s.abandoned,
+        redis_status_json(*p, s));
     first = false;
     for (const auto& b : p->batches()) {
       fmt::format_to(std::back_inserter(batches),
@@ -225,7 +235,11 @@ void Supervisor::handle_status(control::Connection& conn) {
 
 void Supervisor::handle_cancel(const control::Request& request, control::Connection& conn) {
   std::string error;
-  auto where = locate(pools(), request.batch, error);
+  std::vector<std::string> in;
+  auto where = locate(pools(), request.batch, error, in);
+  if (answer_from_redis(request, in, conn)) {
+    return;
+  }
   if (!where) {
     conn.write(error_reply(kUnknown, error));
     return;
@@ -245,7 +259,11 @@ void Supervisor::handle_cancel(const control::Request& request, control::Connect
 
 void Supervisor::handle_results(const control::Request& request, control::Connection& conn) {
   std::string error;
-  auto where = locate(pools(), request.batch, error);
+  std::vector<std::string> in;
+  auto where = locate(pools(), request.batch, error, in);
+  if (answer_from_redis(request, in, conn)) {
+    return;
+  }
   if (!where) {
     conn.write(error_reply(kUnknown, error));
     return;
@@ -279,9 +297,18 @@ void Supervisor::handle_results(const control::Request& request, control::Connec
 }
 
 void Supervisor::handle_wait(const control::Request& request, control::Connection& conn) {
+  {
+    std::string error;
+    std::vector<std::string> in;
+    locate(pools(), request.batch, error, in);
+    if (answer_from_redis(request, in, conn)) {
+      return;
+    }
+  }
   for (;;) {
     std::string error;
-    auto where = locate(pools(), request.batch, error);
+    std::vector<std::string> in;
+    auto where = locate(pools(), request.batch, error, in);
     if (!where) {
       conn.write(error_reply(kUnknown, error));
       return;
