@@ -394,6 +394,9 @@ void Pool::feeder_loop() {
 
 void Pool::push(JobChunk* chunk) {
   for (;;) {
+    if (stopping_.load()) {
+      throw tbb::user_abort();  // stop() may have aborted the queue already: it would not again
+    }
     try {
       queue_.push(chunk);  // blocks while the queue is full: the pool's backpressure
       return;

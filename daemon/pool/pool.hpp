@@ -179,6 +179,8 @@ class Pool {
   std::shared_ptr<RemoteBatch> remote_batch(redis::StreamStore& store, const std::string& id);
   void refresh_remote_batches(redis::StreamStore& store);
   void cancel_listener_loop();
+  /// Nothing queued and no job running.
+  [[nodiscard]] bool idle() const;
   /// Records results of a Redis chunk's jobs on `recorder` (connected when needed), in one
   /// round trip. With `retry`, tries until they are recorded or the pool stops (then their
   /// entries stay pending in Redis and run again). False when not recorded.

@@ -178,8 +178,12 @@ void Pool::dispatch_entries(redis::StreamStore& store, std::vector<redis::Entry>
     try {
       push(chunk);
     } catch (const tbb::user_abort&) {
+      // Stopping: the entries stay pending in Redis, and nothing more is pushed (the queue was
+      // aborted once: a later push would wait for workers that have left).
       queued_.fetch_sub(chunk->size(), std::memory_order_relaxed);
-      recycle(chunk);  // stopping: the entries stay pending in Redis
+      recycle(chunk);
+      chunk = nullptr;
+      throw;
     }
     chunk = nullptr;
   };
@@ -277,14 +281,27 @@ void Pool::redis_feeder_loop() {
         continue;
       }
       std::vector<redis::Entry> entries;
+      // Entries delivered before (this consumer's left by a crash, or a silent consumer's) are
+      // taken one at a time: a delivery counts as a crash towards max_crashes, so only the job
+      // that was running may be charged with one. A page of them read at once would charge
+      // every job of the page for each crash of the one poison job among them.
       if (!own_pending_read) {
-        entries = store->read_own_pending(room);
+        if (!idle()) {
+          // Each alone: the earlier run's pending jobs run one after another, with nothing
+          // else running, before any new job is read.
+          std::unique_lock lock(mutex_);
+          feeder_cv_.wait_for(lock, milliseconds(2), [&] { return stopping_.load(); });
+          continue;
+        }
+        entries = store->read_own_pending(1);
         own_pending_read = entries.empty();
       } else if (Clock::now() >= next_claim) {
-        entries = store->claim_idle(room);
-        next_claim =
-            Clock::now() + std::clamp<Clock::duration>(cfg.redis->claim_after / 4, milliseconds(50),
-                                                       milliseconds(5000));
+        entries = store->claim_idle(1);
+        // While there are more to take over, the next one at once; then at intervals.
+        next_claim = entries.empty() ? Clock::now() + std::clamp<Clock::duration>(
+                                                          cfg.redis->claim_after / 4,
+                                                          milliseconds(50), milliseconds(5000))
+                                     : Clock::now();
       }
       if (entries.empty() && own_pending_read) {
         entries = store->read_new(room, kReadBlock);
@@ -301,8 +318,15 @@ void Pool::redis_feeder_loop() {
       note_redis_down(e.what());
       pause(backoff, [&] { return stopping_.load(); });
       backoff = std::min(backoff * 2, kMaxBackoff);
+    } catch (const tbb::user_abort&) {
+      break;  // stopping
     }
   }
+}
+
+bool Pool::idle() const {
+  std::lock_guard lock(mutex_);
+  return queued_.load(std::memory_order_relaxed) == 0 && busy_locked() == 0;
 }
 
 void Pool::cancel_listener_loop() {
