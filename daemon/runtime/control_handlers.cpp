@@ -23,6 +23,8 @@ namespace fs = std::filesystem;
 constexpr int kUnknown = 1;  // unknown batch, rejected reload
 constexpr int kRefused = 3;
 constexpr auto kProgressInterval = std::chrono::milliseconds(200);
+// How often a waiting client's batch is looked at for its end between progress lines.
+constexpr auto kEndPoll = std::chrono::microseconds(500);
 
 std::string json_quoted(std::string_view s) {
   std::string out;
@@ -318,6 +320,10 @@ void Supervisor::handle_wait(const control::Request& request, control::Connectio
       conn.write(R"({"ok":true,"summary":)" + summary + "}\n");
       return;
     }
+    if (where->active->finished()) {
+      std::this_thread::sleep_for(kEndPoll);  // in done/ already, its pool about to let go of it
+      continue;
+    }
     const auto c = where->active->counts();
     const auto line =
         fmt::format(R"({{"progress":{{"done":{},"total":{},"failed":{},"read_all":{}}}}})",
@@ -330,7 +336,13 @@ void Supervisor::handle_wait(const control::Request& request, control::Connectio
       conn.write(error_reply(kRefused, "baristad is stopping"));
       return;
     }
-    std::this_thread::sleep_for(kProgressInterval);
+    // Progress every 200 ms, but the end at once: a one-job batch is waited for in about a
+    // millisecond, not a progress interval.
+    const auto next_progress = std::chrono::steady_clock::now() + kProgressInterval;
+    while (!where->active->finished() && std::chrono::steady_clock::now() < next_progress &&
+           !control_->stopping()) {
+      std::this_thread::sleep_for(kEndPoll);
+    }
   }
 }
 
