@@ -1,0 +1,3 @@
+module barista-bench
+
+go 1.19
