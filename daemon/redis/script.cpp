@@ -8,27 +8,7 @@ void Script::load(Client& client) { sha_ = client.command({"SCRIPT", "LOAD", sou
 
 Reply Script::run(Client& client, const std::vector<std::string>& keys,
                   const std::vector<std::string>& args) {
-  if (sha_.empty()) {
-    load(client);
-  }
-  std::vector<std::string> argv;
-  argv.reserve(3 + keys.size() + args.size());
-  argv.emplace_back("EVALSHA");
-  argv.push_back(sha_);
-  argv.push_back(std::to_string(keys.size()));
-  argv.insert(argv.end(), keys.begin(), keys.end());
-  argv.insert(argv.end(), args.begin(), args.end());
-  try {
-    return client.command(argv);
-  } catch (const ReplyError& e) {
-    if (!std::string_view(e.reply()).starts_with("NOSCRIPT")) {
-      throw;
-    }
-  }
-  // The server lost its script cache (restart, SCRIPT FLUSH): load it again, once.
-  load(client);
-  argv[1] = sha_;
-  return client.command(argv);
+  return std::move(run_many(client, {{keys, args}}).front());
 }
 
 std::vector<Reply> Script::run_many(
@@ -55,6 +35,7 @@ std::vector<Reply> Script::run_many(
       throw;
     }
   }
+  // The server lost its script cache (restart, SCRIPT FLUSH): load it again, once.
   load(client);
   for (auto& argv : commands) {
     argv[1] = sha_;

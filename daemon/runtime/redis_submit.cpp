@@ -186,18 +186,6 @@ std::string abandon(const RedisPool& pool, std::unique_ptr<redis::StreamStore>& 
   }
 }
 
-// Removes the received body whatever happens to it.
-class RemoveOnExit {
- public:
-  explicit RemoveOnExit(fs::path path) : path_(std::move(path)) {}
-  RemoveOnExit(const RemoveOnExit&) = delete;
-  RemoveOnExit& operator=(const RemoveOnExit&) = delete;
-  ~RemoveOnExit() { ::unlink(path_.c_str()); }
-
- private:
-  fs::path path_;
-};
-
 std::string what_of(const RedisPool& pool, const std::exception& e) {
   if (const auto* r = dynamic_cast<const redis::RedisError*>(&e)) {
     return redis_problem(pool.name, pool.redis(), *r);
@@ -209,7 +197,6 @@ std::string what_of(const RedisPool& pool, const std::exception& e) {
 
 void Supervisor::submit_to_redis(const std::shared_ptr<pool::Pool>& p, const fs::path& tmp,
                                  const std::string& name, control::Connection& conn) {
-  const RemoveOnExit remove_tmp{tmp};
   const RedisPool pool{p->name(), p->settings()};
   const auto refuse = [&](const std::string& why) {
     spdlog::warn("submitted batch '{}' not stored: {}", name, why);
@@ -217,6 +204,9 @@ void Supervisor::submit_to_redis(const std::shared_ptr<pool::Pool>& p, const fs:
   };
   std::string why;
   const int fd = batch::open_batch_input(tmp, why);
+  // Gone before any answer: the open descriptor reads it still, and a client that has its
+  // answer finds no trace of the body.
+  ::unlink(tmp.c_str());
   if (fd < 0) {
     refuse(fmt::format("pool '{}': cannot read the received batch {}: {}", pool.name, tmp.string(),
                        why));
