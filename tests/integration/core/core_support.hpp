@@ -44,6 +44,7 @@ class Problems {
     ++count_;
   }
   [[nodiscard]] bool empty() const { return count_ == 0; }
+  [[nodiscard]] std::size_t count() const { return count_; }
   [[nodiscard]] std::string text() const {
     std::string out = std::to_string(count_) + " problem(s):";
     for (const auto& p : list_) {

@@ -7,6 +7,7 @@
 // consumer name (d1, d2, ...), and serves its metrics on a port of its own.
 
 #include "daemon/redis/stream_store.hpp"
+#include "tests/integration/core/core_support.hpp"  // Problems
 #include "tests/integration/harness/daemon_harness.hpp"
 #include "tests/unit/redis/redis_server.hpp"
 
@@ -105,30 +106,6 @@ class Cluster {
   std::vector<std::unique_ptr<Daemon>> daemons_;
   std::map<std::size_t, std::string> metrics_urls_;
   std::unique_ptr<redis::StreamStore> store_;
-};
-
-/// Problems found while looking at many results, so that one CHECK reports the first few
-/// instead of thousands of assertions.
-class Problems {
- public:
-  void add(const std::string& what) {
-    if (list_.size() < 10) {
-      list_.push_back(what);
-    }
-    ++count_;
-  }
-  [[nodiscard]] std::size_t count() const { return count_; }
-  [[nodiscard]] std::string text() const {
-    std::string out = std::to_string(count_) + " problem(s):";
-    for (const auto& p : list_) {
-      out += "\n  " + p;
-    }
-    return out;
-  }
-
- private:
-  std::vector<std::string> list_;
-  std::size_t count_ = 0;
 };
 
 /// Checks that `results` hold exactly one result for each of the jobs "1".."n" and nothing
