@@ -2,8 +2,8 @@
 // works, the numbers follow what a user did: jobs by status, batches, workers, reloads.
 
 #include "tests/integration/cli/cli_support.hpp"
+#include "tests/integration/harness/http_client.hpp"
 
-#include <curl/curl.h>
 #include <catch2/catch.hpp>
 
 #include <regex>
@@ -14,27 +14,11 @@ namespace {
 
 // GET `url`; the body, or a failure naming curl's error.
 std::string scrape(const std::string& url) {
-  CURL* curl = curl_easy_init();
-  REQUIRE(curl != nullptr);
-  std::string body;
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(
-      curl, CURLOPT_WRITEFUNCTION,
-      +[](char* data, std::size_t size, std::size_t n, void* out) -> std::size_t {
-        static_cast<std::string*>(out)->append(data, size * n);
-        return size * n;
-      });
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  const CURLcode rc = curl_easy_perform(curl);
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(curl);
-  INFO(url << ": " << curl_easy_strerror(rc));
-  REQUIRE(rc == CURLE_OK);
-  REQUIRE(status == 200);
-  return body;
+  const auto reply = http_get(url);
+  INFO(url << ": " << reply.error);
+  REQUIRE(reply.error.empty());
+  REQUIRE(reply.status == 200);
+  return reply.body;
 }
 
 // The value of the sample line that starts with `series` ("name{labels}"), or -1.

@@ -1,8 +1,9 @@
 #include "tests/integration/redis_cluster/cluster_support.hpp"
 
+#include "tests/integration/harness/http_client.hpp"
+
 #include "daemon/common/fs.hpp"
 
-#include <curl/curl.h>
 #include <catch2/catch.hpp>
 
 #include <charconv>
@@ -20,28 +21,6 @@ constexpr milliseconds kRedisTimeout{2000};
 constexpr std::size_t kAddPerTrip = 1000;
 
 std::string now_iso() { return common::iso8601_utc(std::chrono::system_clock::now()); }
-
-// GET `url`; the body ("" when the request failed: the caller's check then fails).
-std::string http_get(const std::string& url) {
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) {
-    return {};
-  }
-  std::string body;
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(
-      curl, CURLOPT_WRITEFUNCTION,
-      +[](char* data, std::size_t size, std::size_t n, void* out) -> std::size_t {
-        static_cast<std::string*>(out)->append(data, size * n);
-        return size * n;
-      });
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  const CURLcode rc = curl_easy_perform(curl);
-  curl_easy_cleanup(curl);
-  return rc == CURLE_OK ? body : std::string();
-}
 
 // Polls `pred` every 20 ms until it holds; false after `timeout`.
 bool poll_until(const std::function<bool()>& pred, milliseconds timeout) {
@@ -237,7 +216,7 @@ double Cluster::jobs_metric(std::size_t i, const std::string& status) {
     }
     url = m[1];
   }
-  const auto text = http_get(url);
+  const auto text = http_get(url).body;  // empty when the GET failed
   const std::string series =
       std::string("\nbarista_jobs_total{pool=\"") + kPool + "\",status=\"" + status + "\"} ";
   const auto at = text.find(series);
