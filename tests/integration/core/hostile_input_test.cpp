@@ -149,10 +149,14 @@ TEST_CASE("hostile: a 100 MB line without a newline is invalid and read in bound
                                                   std::to_string(json_head.size() + kHuge) +
                                                   " bytes exceeds max_job_bytes (1048576)");
 
-  // The lines were skipped, not held: the daemon's peak memory stays far below 100 MB.
+  // The lines were skipped, not held: the daemon's peak memory stays far below 100 MB. Under a
+  // sanitizer, memory is the sanitizer's (shadow, quarantine), so the bound is the plain build's.
   const auto peak_kib = d.vm_hwm_kib();
   REQUIRE(peak_kib);
-  CHECK(*peak_kib < 64 * 1024);
+  INFO("baristad's VmHWM: " << *peak_kib << " KiB");
+  if (!kSanitized) {
+    CHECK(*peak_kib < 64 * 1024);
+  }
   check_still_serving(d, "big", "after");
 }
 
