@@ -13,8 +13,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string job_payload(int i) { return "job-" + std::to_string(i); }
-
 TEST_CASE("redis cluster: a cancel_all failure on one daemon cancels the batch on all",
           "[integration][redis][cluster]") {
   if (!have_redis_server()) {

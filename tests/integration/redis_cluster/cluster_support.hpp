@@ -115,6 +115,9 @@ std::vector<JobResult> one_result_per_job(const std::vector<JobResult>& results,
 /// How many times `text` occurs in `log`.
 std::size_t occurrences(const std::string& log, const std::string& text);
 
+/// The payload of job `i` in the cluster tests' batches: "job-I" (echo returns it as the output).
+inline std::string job_payload(int i) { return "job-" + std::to_string(i); }
+
 /// Milliseconds since `start`.
 double ms_since(Clock::time_point start);
 

@@ -16,8 +16,6 @@ using namespace std::chrono_literals;
 
 constexpr const char* kCrashed = "crashed 2 times";  // max_crashes: 1
 
-std::string job_payload(int i) { return "job-" + std::to_string(i); }
-
 PoolOptions crashing_pool() {
   PoolOptions options;
   options.plugin = "fx_crash";  // segfaults the daemon on the payload "segv"

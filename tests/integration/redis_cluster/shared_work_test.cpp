@@ -16,8 +16,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string job_payload(int i) { return "job-" + std::to_string(i); }
-
 // Every job ended ok, once, and its output is its own payload (not another job's).
 void check_all_ok(const std::vector<JobResult>& by_number) {
   Problems problems;

@@ -90,14 +90,15 @@ TEST_CASE("read_elf_manifest tells a library without a manifest from a non-libra
 }
 
 TEST_CASE("read_elf_manifest refuses empty, tiny and garbage input", "[plugin]") {
-  for (const std::string& input :
-       {std::string(), std::string("\x7f"),
-        std::string("\x7f"
-                    "ELF"),
-        std::string(63, '\0'), std::string(4096, '\xff'), std::string("#!/bin/sh\necho hello\n"),
-        std::string("\x7f"
-                    "ELF") +
-            std::string(200, '\0')}) {
+  std::string magic_then_zeros(
+      "\x7f"
+      "ELF");
+  magic_then_zeros.append(200, '\0');
+  for (const std::string& input : {std::string(), std::string("\x7f"),
+                                   std::string("\x7f"
+                                               "ELF"),
+                                   std::string(63, '\0'), std::string(4096, '\xff'),
+                                   std::string("#!/bin/sh\necho hello\n"), magic_then_zeros}) {
     CAPTURE(input.size());
     const auto p = problem_of(read_elf_manifest(bytes_of(input)));
     CHECK(p.kind == ManifestProblem::Kind::kNotSharedLibrary);

@@ -19,13 +19,8 @@ namespace {
 
 using testing::fixture;
 using testing::install_copy;
+using testing::run;
 using testing::TempDir;
-
-std::string run(const ProcessorHandle& processor, std::string_view payload = "x") {
-  std::atomic<bool> cancel{false};
-  Context ctx(&cancel, Context::Clock::time_point::max());
-  return processor->process(ctx, Job{"1", payload, 1}).text();
-}
 
 // Calls fx_counter's `symbol` in the library loaded from `file`; -1 when it is not loaded.
 int counter(const std::filesystem::path& file, const char* symbol = "fx_counter_live") {

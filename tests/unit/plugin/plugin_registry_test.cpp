@@ -17,13 +17,8 @@ using Catch::Matchers::Message;
 using testing::fixture;
 using testing::install_copy;
 using testing::replace_by_rename;
+using testing::run;
 using testing::TempDir;
-
-std::string run(const ProcessorHandle& processor, std::string_view payload) {
-  std::atomic<bool> cancel{false};
-  Context ctx(&cancel, Context::Clock::time_point::max());
-  return processor->process(ctx, Job{"1", payload, 1}).text();
-}
 
 TEST_CASE("the registry finds NAME.so in plugin_path order", "[plugin]") {
   TempDir tmp;

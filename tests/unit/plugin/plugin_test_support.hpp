@@ -2,14 +2,19 @@
 
 #include "tests/unit/temp_dir.hpp"
 
-// Helpers shared by the plugin loader tests: temporary folders and copies of fixture plugins.
+#include <barista/sdk.hpp>
+
+// Helpers shared by the plugin loader tests: temporary folders, copies of fixture plugins, and
+// one call of a loaded processor.
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace barista::plugin::testing {
@@ -36,6 +41,15 @@ inline void replace_by_rename(const std::filesystem::path& from, const std::file
   tmp += ".new";
   install_copy(from, tmp);
   std::filesystem::rename(tmp, to);
+}
+
+/// Runs `processor` once on `payload` (job "1", attempt 1, no deadline) and returns the text of
+/// its outcome. PROCESSOR is anything that points at a barista::Processor.
+template <typename ProcessorPtr>
+std::string run(const ProcessorPtr& processor, std::string_view payload = "x") {
+  std::atomic<bool> cancel{false};
+  Context ctx(&cancel, Context::Clock::time_point::max());
+  return processor->process(ctx, Job{"1", payload, 1}).text();
 }
 
 }  // namespace barista::plugin::testing
