@@ -148,6 +148,11 @@ std::string Batch::write_error() const {
   return write_error_;
 }
 
+bool Batch::wait_finished(std::chrono::steady_clock::duration timeout) const {
+  std::unique_lock lock(end_mutex_);
+  return end_.wait_for(lock, timeout, [this] { return finished(); });
+}
+
 Counts Batch::counts() const {
   std::lock_guard lock(mutex_);
   return counts_;
@@ -191,7 +196,11 @@ void Batch::finish() {
                              summary_json(was_cancelled ? "cancelled" : "done", end));
   const auto target = info_.pool_dir / (was_cancelled ? "failed" : "done") / info_.id;
   common::rename_durably(dir(), target);
-  finished_.store(true, std::memory_order_release);
+  {
+    std::lock_guard lock(end_mutex_);
+    finished_.store(true, std::memory_order_release);
+  }
+  end_.notify_all();
   if (info_.counters) {
     (was_cancelled ? info_.counters->batches_cancelled : info_.counters->batches_done)
         .fetch_add(1, std::memory_order_relaxed);

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -88,6 +89,9 @@ class Batch : public BatchCore {
   void mark_read_all() noexcept { read_all_.store(true, std::memory_order_release); }
   [[nodiscard]] bool read_all() const noexcept { return read_all_.load(std::memory_order_acquire); }
   [[nodiscard]] bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
+  /// Waits until finish() has ended the batch (its folder moved on), or `timeout` has passed.
+  /// Returns finished().
+  bool wait_finished(std::chrono::steady_clock::duration timeout) const;
 
  private:
   std::string summary_json(std::string_view state, std::chrono::system_clock::time_point end) const;
@@ -95,6 +99,8 @@ class Batch : public BatchCore {
   Info info_;
   int fd_ = -1;
   std::atomic<bool> finished_{false};
+  mutable std::mutex end_mutex_;  // with end_, wakes wait_finished() when finished_ is set
+  mutable std::condition_variable end_;
   std::atomic<std::uint64_t> pending_{1};
   std::atomic<std::uint64_t> jobs_read_{0};
   std::atomic<bool> read_all_{false};

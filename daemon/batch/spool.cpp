@@ -83,14 +83,23 @@ void PoolSpool::ensure() const {
 }
 
 std::string PoolSpool::unique_id(std::string_view wanted) const {
-  std::string id(wanted);
-  for (int n = 2;; ++n) {
+  std::lock_guard lock(ids_mutex_);
+  const std::string name(wanted);
+  const auto hint = next_suffix_.find(name);
+  // 1 is the name itself; every suffix below the hint was seen taken.
+  for (int n = hint == next_suffix_.end() ? 1 : hint->second;; ++n) {
+    const std::string id = n == 1 ? name : fmt::format("{}-{}", wanted, n);
     std::error_code ec;
     if (!fs::exists(active() / id, ec) && !fs::exists(done() / id, ec) &&
         !fs::exists(failed() / id, ec)) {
+      if (n > 1) {  // only names seen more than once are remembered, and not too many
+        if (next_suffix_.size() >= kMaxIdHints && hint == next_suffix_.end()) {
+          next_suffix_.clear();
+        }
+        next_suffix_[name] = n;  // taken once the claim makes active/ID: looked at again
+      }
       return id;
     }
-    id = fmt::format("{}-{}", wanted, n);
   }
 }
 
@@ -137,9 +146,11 @@ std::optional<Batch::Info> PoolSpool::claim(std::string_view name, bool cancel_a
           .count());
   meta += '\n';
   // batch.json first, the input last: a claim that fails on the way (a full disk) leaves the
-  // file in the inbox, to be claimed again.
+  // file in the inbox, to be claimed again. batch.json holds only the start time, and a
+  // recovery that finds it lost or torn (a power cut) uses the time of the recovery: it is not
+  // synced on its own, only its folder is, with the input's new name.
   try {
-    common::write_file_durably(dir / "batch.json", meta);
+    common::write_file(dir / "batch.json", meta);
   } catch (const std::exception&) {
     std::error_code ec;
     fs::remove_all(dir, ec);
@@ -154,8 +165,11 @@ std::optional<Batch::Info> PoolSpool::claim(std::string_view name, bool cancel_a
     }
     throw std::system_error(err, std::generic_category(), "claim " + source.string());
   }
+  // The rename is atomic; syncing the folders it made and filled makes it durable before any
+  // result of the batch is written (on a journalling file system that commits the rename as a
+  // whole, the inbox's side with it).
+  common::fsync_dir(dir);
   common::fsync_dir(active());
-  common::fsync_dir(inbox());
   return info;
 }
 

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,6 +58,11 @@ class PoolSpool {
 
   std::string pool_;
   std::filesystem::path root_;
+  // The suffix after which unique_id() looks next, per wanted id: a file submitted again and
+  // again under one name costs a look or two, not one per earlier batch of that name.
+  static constexpr std::size_t kMaxIdHints = 4096;
+  mutable std::mutex ids_mutex_;
+  mutable std::unordered_map<std::string, int> next_suffix_;
 };
 
 }  // namespace barista::batch

@@ -3,20 +3,43 @@
 
 #include "daemon/cli/cli_error.hpp"
 #include "daemon/cli/verbs.hpp"
-#include "daemon/runtime/check_config.hpp"
 
 #include <barista/abi.hpp>
 
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <system_error>
 
 namespace {
 
 using barista::cli::Action;
+
+// `barista check-config FILE` is `baristad --check-config --config=FILE`, run in this process's
+// place: the baristad installed beside this barista, else the first on PATH. Loading plugins
+// (and the libraries that takes) stays out of the CLI, whose start every other verb waits for.
+int exec_check_config(const std::string& file) {
+  std::error_code ec;
+  const auto beside =
+      std::filesystem::read_symlink("/proc/self/exe", ec).parent_path() / "baristad";
+  std::string program = !ec && ::access(beside.c_str(), X_OK) == 0 ? beside.string() : "baristad";
+  std::string flag = "--check-config";
+  std::string config = "--config=" + file;
+  char* argv[] = {program.data(), flag.data(), config.data(), nullptr};
+  std::cout.flush();
+  ::execvp(program.c_str(), argv);
+  throw barista::cli::CliError(
+      barista::cli::kExitRefused,
+      "cannot run " + program + " --check-config: " + std::strerror(errno));
+}
 
 void add_check_config(CLI::App& app, Action& action) {
   auto* cmd =
@@ -27,9 +50,7 @@ void add_check_config(CLI::App& app, Action& action) {
   auto file = std::make_shared<std::string>();
   cmd->add_option("FILE", *file, "the config file")->required();
   cmd->fallthrough();
-  cmd->callback([&action, file] {
-    action = [file] { return barista::runtime::run_check_config(*file, std::cout, std::cerr); };
-  });
+  cmd->callback([&action, file] { action = [file] { return exec_check_config(*file); }; });
 }
 
 std::string version_text() {

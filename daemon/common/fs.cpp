@@ -75,6 +75,14 @@ void write_file_durably(const std::filesystem::path& file, std::string_view cont
   fsync_dir(file.parent_path());
 }
 
+void write_file(const std::filesystem::path& file, std::string_view content) {
+  Fd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (fd.get() < 0) {
+    throw_errno("create " + file.string());
+  }
+  write_all(fd.get(), content, file);
+}
+
 void rename_durably(const std::filesystem::path& from, const std::filesystem::path& to) {
   if (::rename(from.c_str(), to.c_str()) != 0) {
     throw_errno(fmt::format("rename {} to {}", from.string(), to.string()));

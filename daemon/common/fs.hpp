@@ -15,6 +15,10 @@ void fsync_dir(const std::filesystem::path& dir);
 /// Throws std::system_error.
 void write_file_durably(const std::filesystem::path& file, std::string_view content);
 
+/// Creates or truncates `file` and writes `content`, without syncing it: for files whose loss or
+/// tearing in a power cut does no harm. Throws std::system_error.
+void write_file(const std::filesystem::path& file, std::string_view content);
+
 /// Renames `from` to `to` and fsyncs both parent folders. Throws std::system_error.
 void rename_durably(const std::filesystem::path& from, const std::filesystem::path& to);
 

@@ -6,9 +6,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
-#include <thread>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -23,8 +23,8 @@ namespace fs = std::filesystem;
 constexpr int kUnknown = 1;  // unknown batch, rejected reload
 constexpr int kRefused = 3;
 constexpr auto kProgressInterval = std::chrono::milliseconds(200);
-// How often a waiting client's batch is looked at for its end between progress lines.
-constexpr auto kEndPoll = std::chrono::microseconds(500);
+// How often a waiting client's handler looks whether the daemon is stopping.
+constexpr auto kStopCheck = std::chrono::milliseconds(50);
 
 std::string json_quoted(std::string_view s) {
   std::string out;
@@ -321,8 +321,7 @@ void Supervisor::handle_wait(const control::Request& request, control::Connectio
       return;
     }
     if (where->active->finished()) {
-      std::this_thread::sleep_for(kEndPoll);  // in done/ already, its pool about to let go of it
-      continue;
+      continue;  // ended since it was found: found again in done/ or failed/
     }
     const auto c = where->active->counts();
     const auto line =
@@ -336,12 +335,15 @@ void Supervisor::handle_wait(const control::Request& request, control::Connectio
       conn.write(error_reply(kRefused, "baristad is stopping"));
       return;
     }
-    // Progress every 200 ms, but the end at once: a one-job batch is waited for in about a
-    // millisecond, not a progress interval.
+    // Progress every 200 ms, but the end at once: the batch wakes this wait as it ends, so a
+    // one-job batch is answered as soon as its summary is written, not at a progress interval.
     const auto next_progress = std::chrono::steady_clock::now() + kProgressInterval;
-    while (!where->active->finished() && std::chrono::steady_clock::now() < next_progress &&
-           !control_->stopping()) {
-      std::this_thread::sleep_for(kEndPoll);
+    for (auto now = std::chrono::steady_clock::now(); now < next_progress && !control_->stopping();
+         now = std::chrono::steady_clock::now()) {
+      if (where->active->wait_finished(
+              std::min<std::chrono::steady_clock::duration>(next_progress - now, kStopCheck))) {
+        break;
+      }
     }
   }
 }

@@ -147,6 +147,25 @@ TEST_CASE("check-config: FILE: ok and exit 0, or located errors and exit 1",
     CHECK(cli.exit_code == 1);
     CHECK_FALSE(located_line(cli.err, file, 7, 5, {"unknown key 'wokers'"}).empty());
   }
+  SECTION("barista check-config runs the baristad beside it, else the one on PATH") {
+    // A barista copied alone into a folder has no baristad beside it.
+    const auto file = write_config(dir, "echo", "    workers: 2\n");
+    const auto lone = dir.path() / "lone" / "barista";
+    std::filesystem::create_directories(lone.parent_path());
+    std::filesystem::copy_file(BARISTA_BIN, lone);
+    const auto bin_dir = std::filesystem::path(BARISTAD_BIN).parent_path().string();
+    const auto from_path = run_program({lone.string(), "check-config", file.string()}, seconds(30),
+                                       {"PATH=" + bin_dir});
+    INFO(from_path.err);
+    CHECK(from_path.exit_code == 0);
+    CHECK(from_path.out == file.string() + ": ok\n");
+    const auto none = run_program({lone.string(), "check-config", file.string()}, seconds(30),
+                                  {"PATH=" + (dir.path() / "lone").string()});
+    INFO(none.out << none.err);
+    CHECK(none.exit_code == 3);
+    CHECK(none.err.find("barista: cannot run baristad --check-config: No such file or directory") !=
+          std::string::npos);
+  }
   SECTION("a plugin's factory is run: one that throws makes the config invalid") {
     const auto file = write_config(dir, "fx_throwing_factory");
     const auto r = run_baristad({"--check-config", "--config", file.string()});

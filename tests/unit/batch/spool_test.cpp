@@ -7,6 +7,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <string>
+#include <vector>
+
 using barista::batch::Batch;
 using barista::batch::InputFormat;
 using barista::batch::JobStatus;
@@ -55,6 +58,34 @@ TEST_CASE("a used id gets -2, -3, ... whether active, done or failed", "[batch][
   REQUIRE(second);
   CHECK(second->id == "b-4");
   CHECK(second->input_name == "input");
+}
+
+TEST_CASE("a name submitted again and again gets the next suffix without a look at each",
+          "[batch][spool]") {
+  TempDir dir;
+  PoolSpool spool(dir.path(), "p");
+  spool.ensure();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    dir.write("p/inbox/same.txt", "x\n");
+    const auto info = spool.claim("same.txt", false);
+    REQUIRE(info);
+    ids.push_back(info->id);
+    // Finished batches move on to done/ (or failed/): their ids stay taken.
+    fs::rename(spool.active() / info->id, (i % 2 == 0 ? spool.done() : spool.failed()) / info->id);
+  }
+  CHECK(ids == std::vector<std::string>{"same", "same-2", "same-3", "same-4", "same-5"});
+  // A folder made behind the daemon's back is still seen: ids are never reused.
+  fs::create_directories(spool.done() / "same-6");
+  dir.write("p/inbox/same.txt", "x\n");
+  const auto next = spool.claim("same.txt", false);
+  REQUIRE(next);
+  CHECK(next->id == "same-7");
+  // A batch whose claim was undone gives its id back.
+  spool.unclaim(*next, "same.txt");
+  const auto again = spool.claim("same.txt", false);
+  REQUIRE(again);
+  CHECK(again->id == "same-7");
 }
 
 TEST_CASE("dot-files, folders, symlinks, FIFOs and vanished names are not claimed",
