@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <ctime>
 #include <system_error>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -19,6 +20,7 @@ namespace {
 class Fd {
  public:
   explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   ~Fd() {
@@ -45,6 +47,16 @@ void write_all(int fd, std::string_view data, const std::filesystem::path& file)
   }
 }
 
+// Creates or truncates `file` and writes `content`; the open descriptor, for a caller to sync.
+Fd create_with(const std::filesystem::path& file, std::string_view content) {
+  Fd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (fd.get() < 0) {
+    throw_errno("create " + file.string());
+  }
+  write_all(fd.get(), content, file);
+  return fd;
+}
+
 }  // namespace
 
 void fsync_dir(const std::filesystem::path& dir) {
@@ -60,11 +72,7 @@ void fsync_dir(const std::filesystem::path& dir) {
 void write_file_durably(const std::filesystem::path& file, std::string_view content) {
   auto tmp = file.parent_path() / fmt::format(".{}.{}.tmp", file.filename().string(), ::getpid());
   {
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (fd.get() < 0) {
-      throw_errno("create " + tmp.string());
-    }
-    write_all(fd.get(), content, tmp);
+    const Fd fd = create_with(tmp, content);
     if (::fsync(fd.get()) != 0) {
       throw_errno("fsync " + tmp.string());
     }
@@ -76,11 +84,7 @@ void write_file_durably(const std::filesystem::path& file, std::string_view cont
 }
 
 void write_file(const std::filesystem::path& file, std::string_view content) {
-  Fd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0) {
-    throw_errno("create " + file.string());
-  }
-  write_all(fd.get(), content, file);
+  create_with(file, content);
 }
 
 void rename_durably(const std::filesystem::path& from, const std::filesystem::path& to) {

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "tests/sanitized.hpp"
+
 // The integration harness: starts the real baristad (BARISTAD_BIN) on a temporary spool, drops
 // batch files into its inboxes the way users do, waits for batches to end and reads what they
 // left behind (results.jsonl, summary.json), sends signals, and runs the `barista` CLI.
@@ -23,13 +25,8 @@
 
 namespace barista::itest {
 
-/// True in a sanitizer build (the asan and tsan presets): memory use is then the sanitizer's
-/// (shadow memory, quarantine), so memory bounds are checked in the plain build only.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool kSanitized = true;
-#else
-inline constexpr bool kSanitized = false;
-#endif
+/// Memory bounds are checked in the plain build only (tests/sanitized.hpp).
+using testing::kSanitized;
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;

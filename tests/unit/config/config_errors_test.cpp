@@ -1,6 +1,7 @@
 // What a user sees for a bad config file: every problem, as FILE:LINE:COL: message.
 
 #include "daemon/config/config_loader.hpp"
+#include "tests/sanitized.hpp"
 #include "tests/unit/config/config_test_util.hpp"
 
 #include <sys/stat.h>
@@ -19,11 +20,7 @@ using testing::TempDir;
 // "Quickly": a guard against parsing that grows out of bounds with the input (a 1 MB bomb takes
 // a fraction of a second in the plain build), not a speed target. The sanitizers make the parser
 // several times slower (a flow-map bomb took 2.9 s under TSan), so they get ten times as long.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr auto kQuickly = std::chrono::seconds(20);
-#else
-constexpr auto kQuickly = std::chrono::seconds(2);
-#endif
+constexpr auto kQuickly = std::chrono::seconds(barista::testing::kSanitized ? 20 : 2);
 
 // A pool `p` with plugin echo and the given extra lines (each indented by four spaces).
 std::string pool_with(std::string_view lines) {
