@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
+#include <csignal>
 #include <cstring>
+#include <random>
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -107,7 +110,11 @@ std::optional<Batch::Info> PoolSpool::claim(std::string_view name, bool cancel_a
   if (name.empty() || name.front() == '.') {
     return std::nullopt;
   }
-  const auto source = inbox() / std::string(name);
+  return claim(inbox() / std::string(name), name, cancel_all);
+}
+
+std::optional<Batch::Info> PoolSpool::claim(const fs::path& source, std::string_view name,
+                                            bool cancel_all) const {
   struct stat st {};
   if (::lstat(source.c_str(), &st) != 0) {
     return std::nullopt;  // already gone (claimed or removed)
@@ -167,15 +174,16 @@ std::optional<Batch::Info> PoolSpool::claim(std::string_view name, bool cancel_a
   }
   // The rename is atomic; syncing the folders it made and filled makes it durable before any
   // result of the batch is written (on a journalling file system that commits the rename as a
-  // whole, the inbox's side with it).
+  // whole, the source folder's side with it). For a submission these two are all the syncs its
+  // new name needs: it never lived in the inbox under a batch name.
   common::fsync_dir(dir);
   common::fsync_dir(active());
   return info;
 }
 
-void PoolSpool::unclaim(const Batch::Info& info, std::string_view name) const {
+void PoolSpool::unclaim(const Batch::Info& info, const fs::path& source) const {
   const auto dir = active() / info.id;
-  if (::rename((dir / info.input_name).c_str(), (inbox() / std::string(name)).c_str()) == 0) {
+  if (::rename((dir / info.input_name).c_str(), source.c_str()) == 0) {
     std::error_code ec;
     fs::remove_all(dir, ec);
   }
@@ -196,6 +204,39 @@ int open_batch_input(const fs::path& file, std::string& error) {
   }
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   return fd;
+}
+
+namespace {
+constexpr std::string_view kSubmissionPrefix = ".submit-";
+}  // namespace
+
+fs::path PoolSpool::submission_temp() const {
+  return inbox() /
+         fmt::format("{}{}-{:x}.tmp", kSubmissionPrefix, ::getpid(), std::random_device{}());
+}
+
+std::size_t PoolSpool::remove_abandoned_submissions() const {
+  std::size_t removed = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(inbox(), ec)) {
+    const auto name = entry.path().filename().string();
+    if (!name.starts_with(kSubmissionPrefix) || !name.ends_with(".tmp")) {
+      continue;
+    }
+    const std::string_view rest = std::string_view(name).substr(kSubmissionPrefix.size());
+    pid_t pid = 0;
+    const auto [end, err] = std::from_chars(rest.data(), rest.data() + rest.size(), pid);
+    if (err != std::errc{} || end == rest.data() || *end != '-') {
+      continue;  // not one of ours
+    }
+    if (pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) {
+      std::error_code gone;
+      if (fs::remove(entry.path(), gone)) {
+        ++removed;
+      }
+    }
+  }
+  return removed;
 }
 
 std::vector<PoolSpool::Recovered> PoolSpool::recover(

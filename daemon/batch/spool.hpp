@@ -37,8 +37,19 @@ class PoolSpool {
   /// -2, -3, ...), `active/ID/` created, the file renamed into it as `input.EXT`. nullopt (and a
   /// log line) when the entry is not a batch: a dot-file, not a regular file, or already gone.
   [[nodiscard]] std::optional<Batch::Info> claim(std::string_view name, bool cancel_all) const;
-  /// Undoes claim() of `inbox/NAME` when the batch could not be opened: its input goes back.
-  void unclaim(const Batch::Info& info, std::string_view name) const;
+  /// The same for a batch named NAME whose input is the file `source` (a submission's durable
+  /// temp file): it goes straight to `active/ID/`, never through the inbox.
+  [[nodiscard]] std::optional<Batch::Info> claim(const std::filesystem::path& source,
+                                                 std::string_view name, bool cancel_all) const;
+  /// Undoes claim() when the batch could not be opened: its input goes back to `source`.
+  void unclaim(const Batch::Info& info, const std::filesystem::path& source) const;
+
+  /// A new name for a submitted batch's temp file while it arrives: a dot-file in inbox/ (never
+  /// read as a batch) that names this process, `.submit-PID-RANDOM.tmp`.
+  [[nodiscard]] std::filesystem::path submission_temp() const;
+  /// Removes the temp files of submissions cut short by a daemon that is gone (killed while a
+  /// client was uploading); a live process's uploads are left alone. Returns how many.
+  std::size_t remove_abandoned_submissions() const;
 
   /// A batch left in active/ by an earlier run, with the results it already has.
   struct Recovered {

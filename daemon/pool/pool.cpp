@@ -162,6 +162,8 @@ void Pool::reconfigure(config::PoolConfig config,
   const bool new_processors =
       settings_->library != settings->library ||
       !config::same_values(old.plugin_config.root(), settings->config.plugin_config.root());
+  settings->processors_generation =
+      new_processors ? settings->generation : settings_->processors_generation;
   fresh_processors_ =
       new_processors ? std::move(processors) : std::vector<plugin::ProcessorHandle>{};
   settings_ = settings;
@@ -201,10 +203,11 @@ void Pool::add_batch(std::shared_ptr<batch::Batch> batch,
 
 std::optional<std::string> Pool::claim(std::string_view name) {
   std::lock_guard lock(claim_mutex_);
-  return claim_locked(name);
+  return claim_locked(spool_.inbox() / std::string(name), name);
 }
 
-std::optional<std::string> Pool::claim_locked(std::string_view name, bool submitted) {
+std::optional<std::string> Pool::claim_locked(const std::filesystem::path& source,
+                                              std::string_view name, bool submitted) {
   if (redis_) {
     if (name.starts_with('.')) {
       return std::nullopt;  // ignored in every inbox (a submission's temp file among them)
@@ -231,7 +234,7 @@ std::optional<std::string> Pool::claim_locked(std::string_view name, bool submit
   const bool cancel_all = settings()->config.on_error == config::OnError::kCancelAll;
   std::optional<batch::Batch::Info> info;
   try {
-    info = spool_.claim(name, cancel_all);
+    info = submitted ? spool_.claim(source, name, cancel_all) : spool_.claim(name, cancel_all);
   } catch (const std::system_error& e) {
     if (e.code() == std::errc::no_space_on_device) {
       note_write_failure(e.code().message());
@@ -247,13 +250,15 @@ std::optional<std::string> Pool::claim_locked(std::string_view name, bool submit
   try {
     b = std::make_shared<batch::Batch>(*info);
   } catch (const std::system_error& e) {
-    spool_.unclaim(*info, name);
+    spool_.unclaim(*info, source);
     if (e.code() == std::errc::no_space_on_device) {
       note_write_failure(e.code().message());
     }
     throw;
   }
-  spdlog::info("pool '{}': batch '{}' claimed from inbox/{}", name_, id, name);
+  if (!submitted) {
+    spdlog::info("pool '{}': batch '{}' claimed from inbox/{}", name_, id, name);
+  }
   add_batch(std::move(b));
   return id;
 }
@@ -264,23 +269,11 @@ std::string Pool::accept_submission(const std::filesystem::path& tmp, std::strin
     throw std::runtime_error(fmt::format(
         "pool '{}' cannot write results now (is the disk full?): try again later", name_));
   }
-  const std::filesystem::path wanted{std::string(name)};
-  const auto stem = wanted.stem().string();
-  const auto ext = wanted.extension().string();
-  std::string final_name(name);
-  // A file of that name may be waiting in the inbox: never replace it.
-  for (int n = 2; ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD,
-                              (spool_.inbox() / final_name).c_str(), RENAME_NOREPLACE) != 0;
-       ++n) {
-    if (errno != EEXIST) {
-      throw std::system_error(errno, std::generic_category(), "store the submitted batch");
-    }
-    final_name = fmt::format("{}-{}{}", stem, n, ext);
-  }
-  common::fsync_dir(spool_.inbox());
-  auto id = claim_locked(final_name, /*submitted=*/true);
+  // Straight from the temp file to active/ID/: the claim's two folder syncs make the new name
+  // durable, so the batch skips the inbox (and the inbox's sync) on its way.
+  auto id = claim_locked(tmp, name, /*submitted=*/true);
   if (!id) {
-    throw std::runtime_error("the submitted batch vanished from the inbox before it was claimed");
+    throw std::runtime_error("the submitted batch vanished before it was claimed");
   }
   return *id;
 }
@@ -291,6 +284,12 @@ std::shared_ptr<const PoolSettings> Pool::settings() const {
 }
 
 void Pool::recover() {
+  if (const auto n = spool_.remove_abandoned_submissions(); n > 0) {
+    spdlog::warn(
+        "pool '{}': removed {} partly uploaded submission(s) of a daemon that stopped "
+        "while receiving them (their clients were never given a batch id)",
+        name_, n);
+  }
   if (redis_) {
     return;  // its unfinished jobs are pending in Redis
   }

@@ -59,6 +59,9 @@ struct PoolSettings {
   std::shared_ptr<const plugin::PluginLibrary> library;
   std::shared_ptr<RateLimiter> rate;
   std::uint64_t generation = 0;
+  /// The generation whose reload last changed the plugin or its `config:`: a worker whose
+  /// processor is that old or newer keeps it across later reloads (workers, retries, ...).
+  std::uint64_t processors_generation = 0;
 };
 
 /// A named pool: a bounded queue of job chunks fed from the pool's batches by one reader thread,
@@ -130,8 +133,8 @@ class Pool {
   /// Running totals for the metrics.
   [[nodiscard]] const batch::JobCounters& counters() const noexcept { return *counters_; }
 
-  /// Stores a submitted batch: renames the durable temp file `tmp` (in inbox/) to inbox/NAME
-  /// (NAME-2.EXT, ... when taken), fsyncs the inbox and claims it. Returns the batch id.
+  /// Stores a submitted batch named NAME: claims the durable temp file `tmp` (a dot-file in
+  /// inbox/) straight into active/ID/, as the inbox file NAME would be. Returns the batch id.
   /// Throws std::system_error or std::runtime_error.
   std::string accept_submission(const std::filesystem::path& tmp, std::string_view name);
 
@@ -199,7 +202,9 @@ class Pool {
   void note_write_failure(const std::string& why);
   void note_write_success();
 
-  std::optional<std::string> claim_locked(std::string_view name, bool submitted = false);
+  /// Claims the batch NAME whose input is `source` (inbox/NAME, or a submission's temp file).
+  std::optional<std::string> claim_locked(const std::filesystem::path& source,
+                                          std::string_view name, bool submitted = false);
   /// Claims up to `limit` files waiting in the inbox.
   void claim_from_inbox(std::size_t limit = SIZE_MAX);
   void claimer_loop();

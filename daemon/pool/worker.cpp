@@ -61,6 +61,12 @@ void Pool::adopt_settings(Worker& self) {
   {
     std::lock_guard lock(mutex_);
     fresh = settings_;
+    if (self.settings->processors_generation >= fresh->processors_generation) {
+      // Only settings changed (workers, retries, timeout, ...): the processor stays, with what
+      // it holds (an HTTP plugin's open connections, say).
+      self.settings = std::move(fresh);
+      return;
+    }
     if (!fresh_processors_.empty()) {
       processor = std::move(fresh_processors_.back());
       fresh_processors_.pop_back();

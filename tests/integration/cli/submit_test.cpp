@@ -181,6 +181,19 @@ TEST_CASE("submit is refused with exit 3 and leaves nothing behind", "[integrati
   CHECK(pool_untouched(d, "echo"));
 }
 
+// Lets a stdin writer go however the test ends, or the CLI process's destructor would wait for
+// it forever.
+struct Release {
+  std::promise<void>& p;
+  bool done = false;
+  void now() {
+    if (!std::exchange(done, true)) {
+      p.set_value();
+    }
+  }
+  ~Release() { now(); }
+};
+
 // Any file in `folder` (hidden ones too) that has some bytes in it.
 bool holds_a_partial_file(const fs::path& folder) {
   std::error_code ec;
@@ -197,17 +210,6 @@ TEST_CASE("a submit killed before its batch is whole stores nothing", "[integrat
   d.start();
   std::promise<void> release;
   auto released = release.get_future().share();
-  // Lets the writer go however the test ends, or the CLI process's destructor would wait forever.
-  struct Release {
-    std::promise<void>& p;
-    bool done = false;
-    void now() {
-      if (!std::exchange(done, true)) {
-        p.set_value();
-      }
-    }
-    ~Release() { now(); }
-  };
   CliOptions o;
   // Two and a half lines, then the pipe stays open: the upload is under way when the CLI dies.
   o.stdin_writer = [released](int fd) {
@@ -235,6 +237,33 @@ TEST_CASE("a submit killed before its batch is whole stores nothing", "[integrat
   const auto r = run_cli(with_socket(d, {"submit", "echo", (tmp.path() / "whole.txt").string()}));
   REQUIRE(r.exit_code == 0);
   CHECK(d.wait_batch("echo", "whole").summary.ok == 2);
+}
+
+TEST_CASE("an upload cut short by kill -9 of the daemon is removed at its next start",
+          "[integration][cli]") {
+  Daemon d(pool("echo", "echo", 1));
+  d.start();
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  CliOptions o;
+  o.stdin_writer = [released](int fd) {
+    const std::string part = "one\ntwo\nthr";
+    (void)!::write(fd, part.data(), part.size());
+    released.wait();
+  };
+  {
+    CliProcess cli(with_socket(d, {"submit", "--name", "cut.txt", "echo", "-"}), o);
+    Release let_go{release};
+    REQUIRE(d.wait_until([&] { return holds_a_partial_file(d.inbox("echo")); },
+                         std::chrono::seconds(10)));
+    d.kill9();
+    let_go.now();
+    CHECK(cli.wait(std::chrono::seconds(10)).exit_code == 3);  // never given a batch id
+  }
+  CHECK(holds_a_partial_file(d.inbox("echo")));  // what the killed daemon had received
+  d.start();
+  REQUIRE(d.wait_log("removed 1 partly uploaded submission(s)", std::chrono::seconds(10)));
+  CHECK(pool_untouched(d, "echo"));
 }
 
 TEST_CASE("submit without its arguments is a usage error", "[integration][cli]") {

@@ -3,12 +3,15 @@
 #include "tests/unit/temp_dir.hpp"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 using barista::batch::Batch;
 using barista::batch::InputFormat;
@@ -41,6 +44,54 @@ TEST_CASE("claim moves the file into active/ID/input.EXT", "[batch][spool]") {
   CHECK(fs::exists(spool.active() / "report.2026" / "input.jsonl"));
   CHECK(fs::exists(spool.active() / "report.2026" / "batch.json"));
   CHECK_FALSE(fs::exists(spool.inbox() / "report.2026.jsonl"));
+}
+
+TEST_CASE("a submission's temp file is claimed straight into active/, named as submitted",
+          "[batch][spool]") {
+  TempDir dir;
+  PoolSpool spool(dir.path(), "p");
+  spool.ensure();
+  const auto tmp = spool.submission_temp();
+  CHECK(tmp.parent_path() == spool.inbox());
+  CHECK(tmp.filename().string().starts_with(".submit-" + std::to_string(::getpid()) + "-"));
+  dir.write(fs::relative(tmp, dir.path()).string(), "a\nb\n");
+  fs::create_directories(spool.done() / "orders");
+  const auto info = spool.claim(tmp, "orders.txt", false);
+  REQUIRE(info);
+  CHECK(info->id == "orders-2");
+  CHECK(info->input_name == "input.txt");
+  CHECK(info->format == InputFormat::kText);
+  CHECK(slurp(spool.active() / "orders-2" / "input.txt") == "a\nb\n");
+  CHECK(fs::is_empty(spool.inbox()));
+  // Undone, the input goes back where it came from.
+  spool.unclaim(*info, tmp);
+  CHECK(fs::exists(tmp));
+  CHECK_FALSE(fs::exists(spool.active() / "orders-2"));
+}
+
+TEST_CASE("the temp files of uploads cut short by a daemon that is gone are removed",
+          "[batch][spool]") {
+  TempDir dir;
+  PoolSpool spool(dir.path(), "p");
+  spool.ensure();
+  // A process that has exited and been reaped: its pid names no process now.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::_exit(0);
+  }
+  REQUIRE(::waitpid(child, nullptr, 0) == child);
+  const auto dead = fmt::format("p/inbox/.submit-{}-1f.tmp", child);
+  const auto mine = fmt::format("p/inbox/.submit-{}-2e.tmp", ::getpid());
+  dir.write(dead, "half a batch");
+  dir.write(mine, "arriving");
+  dir.write("p/inbox/.submit-notes.tmp", "a user's own dot-file");
+  dir.write("p/inbox/.submit-1-3d.txt", "not a temp file");
+  CHECK(spool.remove_abandoned_submissions() == 1);
+  CHECK_FALSE(fs::exists(dir.path() / dead));
+  CHECK(fs::exists(dir.path() / mine));
+  CHECK(fs::exists(spool.inbox() / ".submit-notes.tmp"));
+  CHECK(fs::exists(spool.inbox() / ".submit-1-3d.txt"));
 }
 
 TEST_CASE("a used id gets -2, -3, ... whether active, done or failed", "[batch][spool]") {
@@ -82,7 +133,7 @@ TEST_CASE("a name submitted again and again gets the next suffix without a look 
   REQUIRE(next);
   CHECK(next->id == "same-7");
   // A batch whose claim was undone gives its id back.
-  spool.unclaim(*next, "same.txt");
+  spool.unclaim(*next, spool.inbox() / "same.txt");
   const auto again = spool.claim("same.txt", false);
   REQUIRE(again);
   CHECK(again->id == "same-7");
