@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 #include <regex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -271,6 +272,50 @@ TEST_CASE("a plugin file replaced at the same path is picked up by the next relo
   CHECK(d.wait_batch("swap", "two").results.at(0).output == "v2: hello");
   // Unchanged since: the next reload changes nothing.
   CHECK(reload_ok(d).find("(no changes)") != std::string::npos);
+}
+
+TEST_CASE("a reload keeps each worker's processor unless the plugin or its config changed",
+          "[integration][reload]") {
+  // fx_counter outputs the serial number of the processor that ran the job: 1 for the first the
+  // factory made, and so on.
+  const auto counted = [](int workers, const std::string& extra) {
+    return "  counted:\n    plugin: fx_counter\n    workers: " + std::to_string(workers) + "\n" +
+           extra;
+  };
+  Daemon d(counted(1, ""));
+  d.start();
+  TempDir tmp;
+  int serial = 0;
+  // The processors that ran a batch of 20 jobs, as their serial numbers.
+  const auto run_batch = [&] {
+    const auto file = tmp.path() / ("b" + std::to_string(++serial) + ".txt");
+    write_file(file, text_batch(20, [](int i) { return std::to_string(i); }));
+    const auto id = submit(d, "counted", file);
+    std::set<std::string> ran;
+    for (const auto& r : d.wait_batch("counted", id).results) {
+      ran.insert(r.output.value_or("?"));
+    }
+    return ran;
+  };
+  const auto first = run_batch();
+  REQUIRE(first.size() == 1);
+  // Settings only (retries, timeout, then workers): the worker keeps its processor.
+  d.set_pools(counted(1, "    retries: 2\n    timeout: 5s\n"));
+  reload_ok(d);
+  CHECK(run_batch() == first);
+  d.set_pools(counted(2, "    retries: 2\n    timeout: 5s\n"));
+  reload_ok(d);
+  const auto grown = run_batch();
+  CHECK(grown.size() <= 2);
+  // The plugin's config changed: every worker gets a new processor, made for that config.
+  d.set_pools(counted(2, "    retries: 2\n    timeout: 5s\n    config:\n      note: v2\n"));
+  reload_ok(d);
+  const auto renewed = run_batch();
+  CHECK_FALSE(renewed.empty());
+  for (const auto& s : renewed) {
+    CHECK(first.count(s) == 0);
+    CHECK(grown.count(s) == 0);
+  }
 }
 
 TEST_CASE("SIGHUP reloads like barista reload", "[integration][reload]") {
