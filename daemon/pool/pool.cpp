@@ -88,8 +88,9 @@ void Pool::apply_queue_settings(const config::PoolConfig& config) {
   max_chunk_ = std::clamp<std::size_t>(config.queue / (2 * workers), 1, kMaxChunkJobs);
   // Capacity in chunks, so that about `queue` jobs wait at most (and every worker has one).
   // Called by the feeder only (or before it starts): only push() reads the capacity.
-  queue_.set_capacity(
-      static_cast<std::ptrdiff_t>(std::max(workers, (config.queue + max_chunk_ - 1) / max_chunk_)));
+  const auto capacity = std::max(workers, (config.queue + max_chunk_ - 1) / max_chunk_);
+  queue_.set_capacity(static_cast<std::ptrdiff_t>(capacity));
+  refill_at_.store(static_cast<std::ptrdiff_t>(capacity / 2), std::memory_order_relaxed);
 }
 
 std::shared_ptr<Pool::Worker> Pool::make_worker_locked(plugin::ProcessorHandle processor,
@@ -185,7 +186,7 @@ void Pool::reconfigure(config::PoolConfig config,
     }
   } else if (started_ && target < live) {
     retire_ += live - target;
-    queue_.abort();  // wake idle workers so that they see they are to leave
+    idle_.wake_all();  // idle workers see that they are to leave
   }
   feeder_cv_.notify_all();
 }
@@ -394,16 +395,13 @@ void Pool::feeder_loop() {
 void Pool::push(JobChunk* chunk) {
   for (;;) {
     if (stopping_.load()) {
-      throw tbb::user_abort();  // stop() may have aborted the queue already: it would not again
+      throw tbb::user_abort();  // the feeder's callers end on it
     }
-    try {
-      queue_.push(chunk);  // blocks while the queue is full: the pool's backpressure
+    // Sleeps while the queue is full: the pool's backpressure. stop() wakes it.
+    if (queue_.try_push(chunk) ||
+        space_.wait_until([&] { return queue_.try_push(chunk); }, kMonitorTick)) {
+      idle_.notify();  // a worker, if one waits for work
       return;
-    } catch (const tbb::user_abort&) {
-      // abort() wakes idle workers when they are to leave; only a stop ends the feeder.
-      if (stopping_.load()) {
-        throw;
-      }
     }
   }
 }
@@ -596,7 +594,7 @@ void Pool::monitor_loop() {
     check_stuck_workers();
     std::lock_guard pool_lock(mutex_);
     if (retire_ > 0) {
-      queue_.abort();  // an idle worker that is to leave may have missed the first wake-up
+      idle_.wake_all();  // a worker that is to leave may have been busy at the first wake-up
     }
   }
 }
@@ -701,7 +699,8 @@ void Pool::stop(std::chrono::milliseconds timeout) {
                timeout.count());
   feeder_cv_.notify_all();
   monitor_cv_.notify_all();
-  queue_.abort();  // wakes a feeder blocked on a full queue and workers waiting for work
+  space_.wake_all();  // a feeder waiting for room in the queue
+  idle_.wake_all();   // workers waiting for work
   if (feeder_.joinable()) {
     feeder_.join();
   }
@@ -730,7 +729,7 @@ void Pool::stop(std::chrono::milliseconds timeout) {
   const auto wait_all = [&](std::unique_lock<std::mutex>& lock, Clock::duration limit) {
     const auto until = Clock::now() + limit;
     while (workers_running_ > 0 && Clock::now() < until) {
-      queue_.abort();
+      idle_.wake_all();
       workers_cv_.wait_for(lock, std::min<Clock::duration>(until - Clock::now(), kMonitorTick));
     }
     return workers_running_ == 0;

@@ -6,6 +6,7 @@
 #include "daemon/plugin/plugin_library.hpp"
 #include "daemon/pool/job_chunk.hpp"
 #include "daemon/pool/rate_limiter.hpp"
+#include "daemon/pool/sleepers.hpp"
 #include "daemon/redis/model.hpp"
 
 #include <tbb/concurrent_queue.h>
@@ -151,6 +152,7 @@ class Pool {
   // feeder
   void feeder_loop();
   bool feed_one(OpenBatch& open, JobChunk*& chunk);
+  /// Puts a chunk in the queue, sleeping while it is full. Throws tbb::user_abort when stopping.
   void push(JobChunk* chunk);
   [[nodiscard]] std::size_t chunk_size() const;
   void apply_queue_settings(const config::PoolConfig& config);
@@ -158,6 +160,9 @@ class Pool {
   // workers (worker.cpp)
   void worker_loop(const std::shared_ptr<Worker>& self);
   void run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk);
+  /// Takes a chunk from the queue, sleeping while it is empty; false when woken without one
+  /// (to look at stopping_ and retire_ again).
+  bool take(JobChunk*& chunk);
   /// Records a job's result: into the worker's buffer (a spool batch) or into Redis.
   void record_result(Worker& self, JobChunk& chunk, std::size_t index, batch::JobStatus status,
                      int attempts, double ms, std::string_view text);
@@ -218,7 +223,12 @@ class Pool {
   std::atomic<std::uint64_t> generation_{1};
   std::size_t max_chunk_ = 1;  // feeder thread only
 
-  tbb::concurrent_bounded_queue<JobChunk*> queue_;
+  tbb::concurrent_bounded_queue<JobChunk*> queue_;  // only its non-blocking calls are used
+  Sleepers idle_;                                   // workers waiting for a chunk
+  Sleepers space_;                                  // the feeder waiting for room in the queue
+  /// A feeder waiting for room is woken when the queue is down to this many chunks (half its
+  /// capacity), so that it refills it in one go instead of waking for each chunk taken.
+  std::atomic<std::ptrdiff_t> refill_at_{0};
   tbb::concurrent_queue<JobChunk*> free_chunks_;
   std::atomic<std::uint64_t> queued_{0};
   std::atomic<std::int64_t> job_ns_{0};  // moving average of a job's run time

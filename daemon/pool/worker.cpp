@@ -13,6 +13,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using batch::JobStatus;
 
+/// How long an idle worker sleeps before it looks at its pool again unwoken: a safety net only,
+/// every change it must see (work, a stop, a retirement) wakes it.
+constexpr auto kIdleRecheck = std::chrono::milliseconds(100);
+
 // Milliseconds from `start` to now; `now` becomes now (the next job's start: one clock read a job).
 double ms_since(Clock::time_point start, Clock::time_point& now) {
   now = Clock::now();
@@ -84,6 +88,15 @@ void Pool::adopt_settings(Worker& self) {
   self.settings = std::move(fresh);
 }
 
+bool Pool::take(JobChunk*& chunk) {
+  const bool got = queue_.try_pop(chunk) ||
+                   idle_.wait_until([&] { return queue_.try_pop(chunk); }, kIdleRecheck);
+  if (got && queue_.size() <= refill_at_.load(std::memory_order_relaxed)) {
+    space_.notify();  // the feeder, if it waits for room
+  }
+  return got;
+}
+
 void Pool::worker_loop(const std::shared_ptr<Worker>& self) {
   for (;;) {
     if (stopping_.load(std::memory_order_acquire) || should_retire()) {
@@ -92,12 +105,8 @@ void Pool::worker_loop(const std::shared_ptr<Worker>& self) {
     JobChunk* chunk = nullptr;
     if (self->orphan != nullptr) {
       chunk = std::exchange(self->orphan, nullptr);
-    } else {
-      try {
-        queue_.pop(chunk);
-      } catch (const tbb::user_abort&) {
-        continue;  // woken to look at stopping_ and retire_ again
-      }
+    } else if (!take(chunk)) {
+      continue;  // woken to look at stopping_ and retire_ again
     }
     if (chunk == nullptr) {
       continue;

@@ -1,0 +1,65 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+
+namespace barista::pool {
+
+/// Where threads that wait on the pool's queue sleep: idle workers until a chunk is pushed, the
+/// feeder until a chunk is popped from a full queue. The queue's own blocking pop and push spin
+/// before they sleep (pause instructions, then up to 32 sched_yield calls); with the feeder and
+/// the workers sharing two cores, that spinning took CPU time from the very threads it waited
+/// for. Here a waiter tries once more under the lock and sleeps at once; the other side wakes it
+/// only when someone is waiting, which costs it a fence and a load per chunk.
+///
+///   waiter:  wait_until(try_to_get_it)      other side:  make it available; notify()
+class Sleepers {
+ public:
+  /// Sleeps until `ready()` (called under the lock, so it must not block) returns true, until
+  /// wake_all() is called, or for at most `limit`. Returns what `ready()` returned last.
+  template <class Ready>
+  bool wait_until(Ready ready, std::chrono::milliseconds limit) {
+    std::unique_lock lock(mutex_);
+    const auto seen = wakeups_;
+    waiting_.fetch_add(1, std::memory_order_seq_cst);
+    // Either the other side's notify() sees this waiter, or ready() sees what it made
+    // available before it looked: the two fences order each side's write before its read.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    bool got = false;
+    cv_.wait_for(lock, limit, [&] {
+      got = ready();
+      return got || wakeups_ != seen;
+    });
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
+    return got;
+  }
+
+  /// After making something available: wakes one waiter, if any.
+  void notify() {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (waiting_.load(std::memory_order_seq_cst) > 0) {
+      { std::lock_guard lock(mutex_); }  // a waiter past its check is inside wait_for by now
+      cv_.notify_one();
+    }
+  }
+
+  /// Wakes every waiter, whether or not anything is ready (to look at stopping or retiring).
+  void wake_all() {
+    {
+      std::lock_guard lock(mutex_);
+      ++wakeups_;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::atomic<int> waiting_{0};
+  std::uint64_t wakeups_ = 0;  // guarded by mutex_
+};
+
+}  // namespace barista::pool
