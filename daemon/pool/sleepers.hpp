@@ -1,6 +1,5 @@
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -12,8 +11,8 @@ namespace barista::pool {
 /// feeder until a chunk is popped from a full queue. The queue's own blocking pop and push spin
 /// before they sleep (pause instructions, then up to 32 sched_yield calls); with the feeder and
 /// the workers sharing two cores, that spinning took CPU time from the very threads it waited
-/// for. Here a waiter tries once more under the lock and sleeps at once; the other side wakes it
-/// only when someone is waiting, which costs it a fence and a load per chunk.
+/// for. Here a waiter tries once more under the lock and sleeps at once; the other side takes
+/// the (rarely contended) lock once per chunk and signals only when someone waits.
 ///
 ///   waiter:  wait_until(try_to_get_it)      other side:  make it available; notify()
 class Sleepers {
@@ -24,24 +23,25 @@ class Sleepers {
   bool wait_until(Ready ready, std::chrono::milliseconds limit) {
     std::unique_lock lock(mutex_);
     const auto seen = wakeups_;
-    waiting_.fetch_add(1, std::memory_order_seq_cst);
-    // Either the other side's notify() sees this waiter, or ready() sees what it made
-    // available before it looked: the two fences order each side's write before its read.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    ++waiting_;
     bool got = false;
     cv_.wait_for(lock, limit, [&] {
       got = ready();
       return got || wakeups_ != seen;
     });
-    waiting_.fetch_sub(1, std::memory_order_relaxed);
+    --waiting_;
     return got;
   }
 
-  /// After making something available: wakes one waiter, if any.
+  /// After making something available: wakes one waiter, if any. A waiter that looked before
+  /// the thing was there holds the lock until it sleeps, so it is counted here and woken.
   void notify() {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (waiting_.load(std::memory_order_seq_cst) > 0) {
-      { std::lock_guard lock(mutex_); }  // a waiter past its check is inside wait_for by now
+    bool someone = false;
+    {
+      std::lock_guard lock(mutex_);
+      someone = waiting_ > 0;
+    }
+    if (someone) {
       cv_.notify_one();
     }
   }
@@ -58,7 +58,7 @@ class Sleepers {
  private:
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::atomic<int> waiting_{0};
+  int waiting_ = 0;            // guarded by mutex_
   std::uint64_t wakeups_ = 0;  // guarded by mutex_
 };
 
