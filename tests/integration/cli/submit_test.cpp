@@ -194,6 +194,18 @@ struct Release {
   ~Release() { now(); }
 };
 
+// A batch on stdin of two and a half lines, then the pipe stays open until `released`: the upload
+// is under way, and stays so, until then.
+CliOptions stalled_upload(std::shared_future<void> released) {
+  CliOptions o;
+  o.stdin_writer = [released = std::move(released)](int fd) {
+    const std::string part = "one\ntwo\nthr";
+    (void)!::write(fd, part.data(), part.size());  // a short write shows as a test failure
+    released.wait();
+  };
+  return o;
+}
+
 // Any file in `folder` (hidden ones too) that has some bytes in it.
 bool holds_a_partial_file(const fs::path& folder) {
   std::error_code ec;
@@ -209,14 +221,7 @@ TEST_CASE("a submit killed before its batch is whole stores nothing", "[integrat
   Daemon d(pool("echo", "echo", 1));
   d.start();
   std::promise<void> release;
-  auto released = release.get_future().share();
-  CliOptions o;
-  // Two and a half lines, then the pipe stays open: the upload is under way when the CLI dies.
-  o.stdin_writer = [released](int fd) {
-    const std::string part = "one\ntwo\nthr";
-    (void)!::write(fd, part.data(), part.size());  // a short write shows as a test failure
-    released.wait();
-  };
+  const auto o = stalled_upload(release.get_future().share());
   {
     CliProcess cli(with_socket(d, {"submit", "--name", "cut.txt", "echo", "-"}), o);
     Release let_go{release};
@@ -244,13 +249,7 @@ TEST_CASE("an upload cut short by kill -9 of the daemon is removed at its next s
   Daemon d(pool("echo", "echo", 1));
   d.start();
   std::promise<void> release;
-  auto released = release.get_future().share();
-  CliOptions o;
-  o.stdin_writer = [released](int fd) {
-    const std::string part = "one\ntwo\nthr";
-    (void)!::write(fd, part.data(), part.size());
-    released.wait();
-  };
+  const auto o = stalled_upload(release.get_future().share());
   {
     CliProcess cli(with_socket(d, {"submit", "--name", "cut.txt", "echo", "-"}), o);
     Release let_go{release};
