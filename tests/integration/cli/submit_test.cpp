@@ -9,6 +9,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <string>
 #include <utility>
@@ -194,18 +195,6 @@ struct Release {
   ~Release() { now(); }
 };
 
-// A batch on stdin of two and a half lines, then the pipe stays open until `released`: the upload
-// is under way, and stays so, until then.
-CliOptions stalled_upload(std::shared_future<void> released) {
-  CliOptions o;
-  o.stdin_writer = [released = std::move(released)](int fd) {
-    const std::string part = "one\ntwo\nthr";
-    (void)!::write(fd, part.data(), part.size());  // a short write shows as a test failure
-    released.wait();
-  };
-  return o;
-}
-
 // Any file in `folder` (hidden ones too) that has some bytes in it.
 bool holds_a_partial_file(const fs::path& folder) {
   std::error_code ec;
@@ -217,20 +206,31 @@ bool holds_a_partial_file(const fs::path& folder) {
   return false;
 }
 
+// Starts `barista submit` of a batch on stdin that stalls after two and a half lines, waits
+// until the daemon holds part of it, then cuts the upload short with `cut` (which kills the CLI
+// or the daemon). Returns the CLI's exit code.
+int cut_short_upload(Daemon& d, const std::function<void(CliProcess&)>& cut) {
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  CliOptions o;
+  o.stdin_writer = [released](int fd) {
+    const std::string part = "one\ntwo\nthr";
+    (void)!::write(fd, part.data(), part.size());  // a short write shows as a test failure
+    released.wait();
+  };
+  CliProcess cli(with_socket(d, {"submit", "--name", "cut.txt", "echo", "-"}), o);
+  Release let_go{release};
+  REQUIRE(d.wait_until([&] { return holds_a_partial_file(d.inbox("echo")); },
+                       std::chrono::seconds(10)));
+  cut(cli);
+  let_go.now();  // wait() collects the writer thread too
+  return cli.wait(std::chrono::seconds(10)).exit_code;
+}
+
 TEST_CASE("a submit killed before its batch is whole stores nothing", "[integration][cli]") {
   Daemon d(pool("echo", "echo", 1));
   d.start();
-  std::promise<void> release;
-  const auto o = stalled_upload(release.get_future().share());
-  {
-    CliProcess cli(with_socket(d, {"submit", "--name", "cut.txt", "echo", "-"}), o);
-    Release let_go{release};
-    REQUIRE(d.wait_until([&] { return holds_a_partial_file(d.inbox("echo")); },
-                         std::chrono::seconds(10)));
-    cli.signal(SIGKILL);
-    let_go.now();  // wait() collects the writer thread too
-    CHECK(cli.wait(std::chrono::seconds(10)).exit_code == 128 + SIGKILL);
-  }
+  CHECK(cut_short_upload(d, [](CliProcess& cli) { cli.signal(SIGKILL); }) == 128 + SIGKILL);
   REQUIRE(
       d.wait_log("submitted batch 'cut.txt' not stored: the client went away before the end "
                  "of the batch",
@@ -248,17 +248,8 @@ TEST_CASE("an upload cut short by kill -9 of the daemon is removed at its next s
           "[integration][cli]") {
   Daemon d(pool("echo", "echo", 1));
   d.start();
-  std::promise<void> release;
-  const auto o = stalled_upload(release.get_future().share());
-  {
-    CliProcess cli(with_socket(d, {"submit", "--name", "cut.txt", "echo", "-"}), o);
-    Release let_go{release};
-    REQUIRE(d.wait_until([&] { return holds_a_partial_file(d.inbox("echo")); },
-                         std::chrono::seconds(10)));
-    d.kill9();
-    let_go.now();
-    CHECK(cli.wait(std::chrono::seconds(10)).exit_code == 3);  // never given a batch id
-  }
+  // The CLI was never given a batch id.
+  CHECK(cut_short_upload(d, [&d](CliProcess&) { d.kill9(); }) == 3);
   CHECK(holds_a_partial_file(d.inbox("echo")));  // what the killed daemon had received
   d.start();
   REQUIRE(d.wait_log("removed 1 partly uploaded submission(s)", std::chrono::seconds(10)));
