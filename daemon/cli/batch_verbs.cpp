@@ -16,9 +16,8 @@ int run_cancel(const GlobalOptions& globals, const std::string& id) {
   ControlClient client(socket_of(globals));
   client.set_read_timeout(kAnswerTimeout);
   client.send_request(request_json("cancel", {{"batch", id}}));
-  simdjson::dom::parser parser;
   std::string line;
-  expect_ok(client, parser, line, "cancel");
+  expect_ok(client, line, "cancel");
   write_all(STDOUT_FILENO, "batch '" + id + "' cancelled\n");
   return kExitOk;
 }
@@ -29,9 +28,8 @@ int run_results(const GlobalOptions& globals, const std::string& id, bool summar
   std::string request = request_json("results", {{"batch", id}});
   request.insert(request.size() - 1, summary ? R"(,"summary":true)" : R"(,"summary":false)");
   client.send_request(request);
-  simdjson::dom::parser parser;
   std::string line;
-  expect_ok(client, parser, line, "results");
+  expect_ok(client, line, "results");
   // The rest is the file's bytes as they are (results.jsonl, or the summary line).
   client.copy_rest_to(STDOUT_FILENO);
   return kExitOk;

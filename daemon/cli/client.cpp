@@ -2,7 +2,7 @@
 
 #include "daemon/cli/cli_error.hpp"
 #include "daemon/common/json.hpp"
-#include "daemon/control/protocol.hpp"
+#include "daemon/control/framing.hpp"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -191,15 +191,15 @@ void ControlClient::copy_rest_to(int fd) {
   } while (receive_more());
 }
 
-simdjson::dom::object parse_reply(simdjson::dom::parser& parser, const std::string& line) {
-  simdjson::dom::object obj;
-  if (parser.parse(line).get_object().get(obj) != simdjson::SUCCESS) {
+Json parse_reply(const std::string& line) {
+  auto reply = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!reply.is_object()) {
     throw CliError(kExitRefused, "baristad sent a reply that is not a JSON object: " + line);
   }
-  return obj;
+  return reply;
 }
 
-void check_ok(const simdjson::dom::object& reply) {
+void check_ok(const Json& reply) {
   if (value_or(reply, "ok", false)) {
     return;
   }
@@ -208,8 +208,7 @@ void check_ok(const simdjson::dom::object& reply) {
   throw CliError(static_cast<int>(code), std::string(message));
 }
 
-simdjson::dom::object expect_ok(ControlClient& client, simdjson::dom::parser& parser,
-                                std::string& line, std::string_view what) {
+Json expect_ok(ControlClient& client, std::string& line, std::string_view what) {
   auto got = client.read_line();
   if (!got) {
     throw CliError(kExitRefused, fmt::format("baristad at {} closed the connection without "
@@ -217,7 +216,7 @@ simdjson::dom::object expect_ok(ControlClient& client, simdjson::dom::parser& pa
                                              client.socket().string(), what));
   }
   line = std::move(*got);
-  auto reply = parse_reply(parser, line);
+  auto reply = parse_reply(line);
   check_ok(reply);
   return reply;
 }

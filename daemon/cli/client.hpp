@@ -1,13 +1,16 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
-#include <simdjson.h>
+#include <nlohmann/json.hpp>
 
 namespace barista::cli {
 
@@ -53,26 +56,62 @@ class ControlClient {
   std::string buffer_;
 };
 
-/// The value of `key` in `obj` when it is there with type T, else `fallback`.
+/// A reply as parsed. The CLI parses with header-only nlohmann-json, not the daemon's simdjson,
+/// which Debian ships only as a shared library (start time: daemon/cli/sources.cmake). Ordered:
+/// an object printed again keeps the daemon's key order.
+using Json = nlohmann::ordered_json;
+
+/// The member `key` of `obj` when `obj` is an object that has it, else nullptr.
+inline const Json* member(const Json& obj, std::string_view key) {
+  const auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+/// The value of `key` in the object `obj` when it is there with type T (bool, std::int64_t,
+/// std::uint64_t or std::string_view, which points into `obj`), else `fallback`.
 template <typename T>
-T value_or(const simdjson::dom::object& obj, std::string_view key, T fallback) {
-  T value{};
-  if (obj[key].get(value) == simdjson::SUCCESS) {
-    return value;
+T value_or(const Json& obj, std::string_view key, T fallback) {
+  const Json* value = member(obj, key);
+  if (value == nullptr) {
+    return fallback;
+  }
+  if constexpr (std::is_same_v<T, bool>) {
+    if (value->is_boolean()) {
+      return value->get<bool>();
+    }
+  } else if constexpr (std::is_same_v<T, std::string_view>) {
+    if (value->is_string()) {
+      return value->get_ref<const std::string&>();
+    }
+  } else if constexpr (std::is_same_v<T, std::uint64_t>) {
+    // nlohmann-json keeps every integer >= 0 as unsigned: negative and fractional numbers fail.
+    if (value->is_number_unsigned()) {
+      return value->get<std::uint64_t>();
+    }
+  } else {
+    static_assert(std::is_same_v<T, std::int64_t>, "value_or: bool, int64, uint64 or string_view");
+    if (value->is_number_unsigned()) {
+      const auto u = value->get<std::uint64_t>();
+      if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        return static_cast<std::int64_t>(u);
+      }
+    } else if (value->is_number_integer()) {
+      return value->get<std::int64_t>();
+    }
   }
   return fallback;
 }
 
 /// A reply line parsed; throws CliError (exit 3) when it is not a JSON object.
-simdjson::dom::object parse_reply(simdjson::dom::parser& parser, const std::string& line);
+Json parse_reply(const std::string& line);
 
 /// Throws CliError with the daemon's code and message when `reply` is {"ok":false,...}.
-void check_ok(const simdjson::dom::object& reply);
+void check_ok(const Json& reply);
 
 /// The next reply line, parsed and checked: throws CliError when the daemon closed the
-/// connection without answering or answered with an error. `what` names the request.
-simdjson::dom::object expect_ok(ControlClient& client, simdjson::dom::parser& parser,
-                                std::string& line, std::string_view what);
+/// connection without answering or answered with an error. `line` receives the line as sent.
+/// `what` names the request.
+Json expect_ok(ControlClient& client, std::string& line, std::string_view what);
 
 /// Writes all of `data` to `fd` (stdout, stderr). Throws CliError (exit 1) on a write error
 /// other than EPIPE (a reader that went away, as with `| head`, is not an error to report).

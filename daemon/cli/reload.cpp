@@ -10,16 +10,15 @@
 namespace barista::cli {
 namespace {
 
-std::vector<std::string> strings_of(const simdjson::dom::object& obj, std::string_view key) {
+std::vector<std::string> strings_of(const Json& obj, std::string_view key) {
   std::vector<std::string> out;
-  simdjson::dom::array array;
-  if (obj[key].get_array().get(array) != simdjson::SUCCESS) {
+  const Json* array = member(obj, key);
+  if (array == nullptr || !array->is_array()) {
     return out;
   }
-  for (auto element : array) {
-    std::string_view s;
-    if (element.get_string().get(s) == simdjson::SUCCESS) {
-      out.emplace_back(s);
+  for (const auto& element : *array) {
+    if (element.is_string()) {
+      out.push_back(element.get<std::string>());
     }
   }
   return out;
@@ -35,8 +34,7 @@ int run_reload(const GlobalOptions& globals) {
                                              "reload ended",
                                              client.socket().string()));
   }
-  simdjson::dom::parser parser;
-  const auto reply = parse_reply(parser, *line);
+  const auto reply = parse_reply(*line);
   const bool ok = value_or(reply, "ok", false);
   const auto generation = value_or<std::uint64_t>(reply, "generation", 0);
   if (ok) {

@@ -36,11 +36,11 @@ struct StatusReply {
   std::vector<BatchRow> batches;
 };
 
-std::string text_of(const simdjson::dom::object& obj, std::string_view key) {
+std::string text_of(const Json& obj, std::string_view key) {
   return std::string(value_or<std::string_view>(obj, key, ""));
 }
 
-std::uint64_t number_of(const simdjson::dom::object& obj, std::string_view key) {
+std::uint64_t number_of(const Json& obj, std::string_view key) {
   return value_or<std::uint64_t>(obj, key, 0);
 }
 
@@ -48,19 +48,16 @@ StatusReply fetch_status(const std::filesystem::path& socket) {
   ControlClient client(socket);
   client.set_read_timeout(kAnswerTimeout);
   client.send_request(request_json("status", {}));
-  simdjson::dom::parser parser;
   std::string line;
-  const auto reply = expect_ok(client, parser, line, "status");
+  const auto reply = expect_ok(client, line, "status");
   StatusReply out;
-  simdjson::dom::array pools;
-  simdjson::dom::array batches;
-  if (reply["pools"].get_array().get(pools) != simdjson::SUCCESS ||
-      reply["batches"].get_array().get(batches) != simdjson::SUCCESS) {
+  const Json* pools = member(reply, "pools");
+  const Json* batches = member(reply, "batches");
+  if (pools == nullptr || !pools->is_array() || batches == nullptr || !batches->is_array()) {
     throw CliError(kExitRefused, "baristad's answer to status lacks pools or batches: " + line);
   }
-  for (auto element : pools) {
-    simdjson::dom::object p;
-    if (element.get_object().get(p) == simdjson::SUCCESS) {
+  for (const auto& p : *pools) {
+    if (p.is_object()) {
       PoolRow row;
       row.name = text_of(p, "name");
       row.plugin = text_of(p, "plugin");
@@ -70,15 +67,15 @@ StatusReply fetch_status(const std::filesystem::path& socket) {
       row.queued = number_of(p, "queued");
       row.abandoned = number_of(p, "abandoned");
       row.redis = text_of(p, "redis");
-      if (std::uint64_t pending = 0; p["pending"].get(pending) == simdjson::SUCCESS) {
-        row.pending = pending;
+      if (const Json* pending = member(p, "pending");
+          pending != nullptr && pending->is_number_unsigned()) {
+        row.pending = pending->get<std::uint64_t>();
       }
       out.pools.push_back(std::move(row));
     }
   }
-  for (auto element : batches) {
-    simdjson::dom::object b;
-    if (element.get_object().get(b) == simdjson::SUCCESS) {
+  for (const auto& b : *batches) {
+    if (b.is_object()) {
       BatchRow row{text_of(b, "batch"), text_of(b, "pool"), number_of(b, "done"),
                    number_of(b, "total"), number_of(b, "failed")};
       row.read_all = value_or(b, "read_all", true);

@@ -100,21 +100,20 @@ int run_submit(const GlobalOptions& globals, const SubmitOptions& o) {
     ControlClient client(socket);
     client.send_request(request_json("submit", {{"pool", o.pool}, {"name", name}}));
     client.send_body(input.fd(), input.label(), count);
-    simdjson::dom::parser parser;
     std::string line;
-    const auto reply = expect_ok(client, parser, line, "submit");
-    std::string_view batch;
-    if (reply["batch"].get_string().get(batch) != simdjson::SUCCESS) {
+    const auto reply = expect_ok(client, line, "submit");
+    const Json* batch = member(reply, "batch");
+    if (batch == nullptr || !batch->is_string()) {
       throw CliError(kExitRefused, "baristad's answer to submit names no batch: " + line);
     }
-    id = batch;
+    id = batch->get<std::string>();
     // What the daemon noticed but stored anyway (a Redis pool: job ids used twice, dropped).
-    simdjson::dom::array warnings;
-    if (reply["warnings"].get_array().get(warnings) == simdjson::SUCCESS) {
-      for (auto w : warnings) {
-        std::string_view text;
-        if (w.get_string().get(text) == simdjson::SUCCESS) {
-          write_all(STDERR_FILENO, fmt::format("barista: warning: {}\n", text));
+    if (const Json* warnings = member(reply, "warnings");
+        warnings != nullptr && warnings->is_array()) {
+      for (const auto& w : *warnings) {
+        if (w.is_string()) {
+          write_all(STDERR_FILENO,
+                    fmt::format("barista: warning: {}\n", w.get_ref<const std::string&>()));
         }
       }
     }

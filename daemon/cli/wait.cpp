@@ -19,21 +19,21 @@ namespace {
 // Progress lines come every 200 ms: this long without one means the daemon is stuck or gone.
 constexpr auto kSilenceLimit = std::chrono::seconds(30);
 
-std::uint64_t count_of(const simdjson::dom::object& obj, std::string_view key) {
+std::uint64_t count_of(const Json& obj, std::string_view key) {
   return value_or<std::uint64_t>(obj, key, 0);
 }
 
 // The summary as the daemon sent it: {"ok":true,"summary":SUMMARY}. Cut out rather than
 // re-serialised, so that it is byte for byte the batch's summary.json.
-std::string summary_text(const std::string& line, const simdjson::dom::element& summary) {
+std::string summary_text(const std::string& line, const Json& summary) {
   constexpr std::string_view kPrefix = R"({"ok":true,"summary":)";
   if (line.starts_with(kPrefix) && line.ends_with('}')) {
     return line.substr(kPrefix.size(), line.size() - kPrefix.size() - 1);
   }
-  return simdjson::minify(summary);
+  return summary.dump();
 }
 
-int exit_code_of(const simdjson::dom::object& summary) {
+int exit_code_of(const Json& summary) {
   if (value_or<std::string_view>(summary, "state", "") == "cancelled") {
     return kExitCancelled;
   }
@@ -79,14 +79,13 @@ int wait_for_batch(const std::filesystem::path& socket, const std::string& pool,
     tidy_up_on_interrupt(id);
     bar = std::make_unique<ProgressBar>(STDERR_FILENO, id);
   }
-  simdjson::dom::parser parser;
   while (auto line = client.read_line()) {
-    auto reply = parse_reply(parser, *line);
-    simdjson::dom::object progress;
-    if (reply["progress"].get_object().get(progress) == simdjson::SUCCESS) {
+    const auto reply = parse_reply(*line);
+    if (const Json* progress = member(reply, "progress");
+        progress != nullptr && progress->is_object()) {
       if (bar) {
-        bar->update(Progress{count_of(progress, "done"), count_of(progress, "total"),
-                             count_of(progress, "failed"), value_or(progress, "read_all", false),
+        bar->update(Progress{count_of(*progress, "done"), count_of(*progress, "total"),
+                             count_of(*progress, "failed"), value_or(*progress, "read_all", false),
                              expected_jobs});
       }
       continue;
@@ -95,14 +94,12 @@ int wait_for_batch(const std::filesystem::path& socket, const std::string& pool,
       bar->clear();
     }
     check_ok(reply);
-    simdjson::dom::element summary_element;
-    simdjson::dom::object summary;
-    if (reply["summary"].get(summary_element) != simdjson::SUCCESS ||
-        summary_element.get_object().get(summary) != simdjson::SUCCESS) {
+    const Json* summary = member(reply, "summary");
+    if (summary == nullptr || !summary->is_object()) {
       throw CliError(kExitRefused, "baristad's answer to wait has no summary: " + *line);
     }
-    write_all(STDOUT_FILENO, summary_text(*line, summary_element) + "\n");
-    return exit_code_of(summary);
+    write_all(STDOUT_FILENO, summary_text(*line, *summary) + "\n");
+    return exit_code_of(*summary);
   }
   throw CliError(kExitRefused,
                  fmt::format("lost the connection to baristad while waiting for batch '{}' (it "
