@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
@@ -98,9 +99,11 @@ bool Connection::read_body(const std::function<bool(std::string_view)>& sink) {
     decoder.feed(pending_, sink);
     pending_.clear();
   }
-  std::vector<char> buf(256 * 1024);
+  // Not zeroed: a one-line batch would otherwise pay for clearing all of it.
+  constexpr std::size_t kStep = 256 * 1024;
+  const auto buf = std::make_unique_for_overwrite<char[]>(kStep);
   while (decoder.state() == ChunkDecoder::State::kMore) {
-    const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+    const ssize_t n = ::recv(fd_, buf.get(), kStep, 0);
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -109,7 +112,7 @@ bool Connection::read_body(const std::function<bool(std::string_view)>& sink) {
                            : "the batch stopped arriving: " + errno_text();
       return false;
     }
-    decoder.feed(std::string_view(buf.data(), static_cast<std::size_t>(n)), sink);
+    decoder.feed(std::string_view(buf.get(), static_cast<std::size_t>(n)), sink);
   }
   if (decoder.state() == ChunkDecoder::State::kError) {
     body_error_ = decoder.error();

@@ -12,7 +12,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -108,9 +107,13 @@ bool has_contents(const std::filesystem::path& file, const std::vector<std::uint
   if (std::filesystem::file_size(file, ec) != bytes.size() || ec) {
     return false;
   }
+  // Read whole and compared with memcmp: a stream compared byte by byte was the largest part of
+  // a reload's CPU, and every reload loads every pool's plugin again.
   std::ifstream in(file, std::ios::binary);
-  return in && std::equal(bytes.begin(), bytes.end(), std::istreambuf_iterator<char>(in),
-                          [](std::uint8_t b, char c) { return b == static_cast<std::uint8_t>(c); });
+  std::vector<char> copy(bytes.size());
+  return in.read(copy.data(), static_cast<std::streamsize>(copy.size())) &&
+         in.gcount() == static_cast<std::streamsize>(copy.size()) &&
+         (bytes.empty() || std::memcmp(copy.data(), bytes.data(), bytes.size()) == 0);
 }
 
 // Writes the verified bytes to CACHE/<digest>.so once and returns that path: the same contents

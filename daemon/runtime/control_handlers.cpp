@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -297,10 +298,11 @@ void Supervisor::handle_results(const control::Request& request, control::Connec
   if (fd < 0) {
     return;  // moved between the look and the open: the client sees what it got
   }
-  std::vector<char> buf(256 * 1024);
+  constexpr std::size_t kStep = 256 * 1024;
+  const auto buf = std::make_unique_for_overwrite<char[]>(kStep);  // not zeroed
   for (;;) {
-    const ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n <= 0 || !conn.write(std::string_view(buf.data(), static_cast<std::size_t>(n)))) {
+    const ssize_t n = ::read(fd, buf.get(), kStep);
+    if (n <= 0 || !conn.write(std::string_view(buf.get(), static_cast<std::size_t>(n)))) {
       break;
     }
   }

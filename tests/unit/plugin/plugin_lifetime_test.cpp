@@ -10,6 +10,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -136,6 +138,34 @@ TEST_CASE("a damaged private copy is replaced rather than loaded", "[plugin]") {
   CHECK(lib->digest() == digest);
   CHECK(run(lib->create({}), "still works") == "still works");
   CHECK(std::filesystem::file_size(copy) == std::filesystem::file_size(fixture("fx_crash")));
+}
+
+TEST_CASE("a private copy of the right size with other bytes is replaced", "[plugin]") {
+  TempDir tmp;
+  std::string digest;
+  {
+    auto lib = PluginLibrary::open(fixture("fx_crash"), tmp / "cache");
+    digest = lib->digest();
+  }
+  // Torn in the middle: the size is right, one block of it is not.
+  const auto copy = tmp / "cache" / (digest + ".so");
+  const auto size = std::filesystem::file_size(copy);
+  {
+    std::fstream f(copy, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size / 2));
+    const std::string zeros(64, '\0');
+    f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+  }
+  REQUIRE(std::filesystem::file_size(copy) == size);
+
+  auto lib = PluginLibrary::open(fixture("fx_crash"), tmp / "cache");
+  CHECK(lib->digest() == digest);
+  CHECK(run(lib->create({}), "still works") == "still works");
+  std::ifstream a(copy, std::ios::binary);
+  std::ifstream b(fixture("fx_crash"), std::ios::binary);
+  const std::string copied((std::istreambuf_iterator<char>(a)), std::istreambuf_iterator<char>());
+  const std::string original((std::istreambuf_iterator<char>(b)), std::istreambuf_iterator<char>());
+  CHECK(copied == original);
 }
 
 }  // namespace
