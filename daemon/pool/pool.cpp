@@ -23,7 +23,10 @@ using Clock = std::chrono::steady_clock;
 // A chunk is sized so that running it takes about this long: large enough that the queue is
 // touched rarely when jobs are tiny, small enough that slow jobs still spread over all workers.
 constexpr std::int64_t kChunkTargetNs = 1'000'000;
-constexpr std::size_t kMaxChunkJobs = 64;
+// And never more jobs than this, nor more than queue / (2 × workers) (apply_queue_settings). With
+// tiny jobs and four workers on two cores, 64 made a 1,000,000-job batch cost 60% more sleeps
+// and wake-ups than 256 (9,900 against 6,200 voluntary context switches).
+constexpr std::size_t kMaxChunkJobs = 256;
 constexpr std::size_t kMaxChunkBytes = 256 * 1024;
 // Batches read at once, round-robin, by a pool's feeder; the others wait their turn.
 constexpr std::size_t kMaxOpenBatches = 4;
