@@ -169,8 +169,44 @@ void Pool::refresh_remote_batches(redis::StreamStore& store) {
 void Pool::dispatch_entries(redis::StreamStore& store, std::vector<redis::Entry>& entries,
                             const config::PoolConfig& cfg) {
   const auto want = chunk_size();
+  const bool cancel_all = cfg.on_error == config::OnError::kCancelAll;
+  // Jobs that get their result without running (a cancelled batch's, malformed ones), recorded
+  // together: one round trip for all of them rather than one each, which made a cancelled batch
+  // of thousands of jobs take seconds to end.
+  struct Verdict {
+    const redis::Entry* entry;
+    std::shared_ptr<RemoteBatch> batch;
+    batch::JobStatus status;
+    std::string error;
+    std::string line;
+  };
+  std::vector<Verdict> verdicts;
+  const auto record_verdicts = [&] {
+    if (verdicts.empty()) {
+      return;
+    }
+    std::vector<redis::Recorder::Result> calls;
+    calls.reserve(verdicts.size());
+    batch::JobTally tally;
+    for (const auto& v : verdicts) {
+      calls.push_back({v.entry, batch::to_string(v.status),
+                       batch::is_failure(v.status) ? std::string_view(v.error) : std::string_view(),
+                       v.line});
+      ++tally.jobs[static_cast<std::size_t>(v.status)];
+    }
+    const auto outcomes = store.record_many(calls, cancel_all, now_iso(), ttl_of(*cfg.redis));
+    for (std::size_t k = 0; k < outcomes.size() && k < verdicts.size(); ++k) {
+      if (outcomes[k].cancelled) {
+        verdicts[k].batch->cancel();
+      }
+    }
+    counters_->add(tally);
+    verdicts.clear();
+  };
   JobChunk* chunk = nullptr;
   const auto push_chunk = [&] {
+    // First the verdicts read before it: pushing may wait for room in the queue.
+    record_verdicts();
     if (chunk == nullptr) {
       return;
     }
@@ -187,7 +223,6 @@ void Pool::dispatch_entries(redis::StreamStore& store, std::vector<redis::Entry>
     }
     chunk = nullptr;
   };
-  const bool cancel_all = cfg.on_error == config::OnError::kCancelAll;
   try {
     for (auto& e : entries) {
       if (e.batch.empty()) {
@@ -216,16 +251,8 @@ void Pool::dispatch_entries(redis::StreamStore& store, std::vector<redis::Entry>
         verdict.emplace(batch::JobStatus::kCancelled, "batch cancelled before the job started");
       }
       if (verdict) {
-        const auto line = result_line(e.id, verdict->first, attempts, 0.0, verdict->second);
-        const auto r = store.record(e, batch::to_string(verdict->first),
-                                    batch::is_failure(verdict->first) ? verdict->second : "", line,
-                                    cancel_all, now_iso(), ttl_of(*cfg.redis));
-        if (r.cancelled) {
-          b->cancel();
-        }
-        batch::JobTally tally;
-        tally.jobs[static_cast<std::size_t>(verdict->first)] = 1;
-        counters_->add(tally);
+        auto line = result_line(e.id, verdict->first, attempts, 0.0, verdict->second);
+        verdicts.push_back({&e, b, verdict->first, std::move(verdict->second), std::move(line)});
         continue;
       }
       if (chunk == nullptr) {

@@ -99,6 +99,12 @@ class StreamStore {
                       std::chrono::seconds ttl) {
     return recorder_.record(entry, status, error, result_line, cancel_all, now_iso, ttl);
   }
+  /// See Recorder::record_many.
+  std::vector<RecordResult> record_many(const std::vector<Recorder::Result>& results,
+                                        bool cancel_all, std::string_view now_iso,
+                                        std::chrono::seconds ttl) {
+    return recorder_.record_many(results, cancel_all, now_iso, ttl);
+  }
   /// See Recorder::discard.
   void discard(const Entry& entry) { recorder_.discard(entry); }
   /// See Recorder::batch_cancelled.
