@@ -171,8 +171,8 @@ void Pool::dispatch_entries(redis::StreamStore& store, std::vector<redis::Entry>
   const auto want = chunk_size();
   const bool cancel_all = cfg.on_error == config::OnError::kCancelAll;
   // Jobs that get their result without running (a cancelled batch's, malformed ones), recorded
-  // together: one round trip for all of them rather than one each, which made a cancelled batch
-  // of thousands of jobs take seconds to end.
+  // together: one round trip for many rather than one each, which made a cancelled batch of
+  // thousands of jobs take seconds to end. A failure among them is recorded at once.
   struct Verdict {
     const redis::Entry* entry;
     std::shared_ptr<RemoteBatch> batch;
@@ -180,6 +180,8 @@ void Pool::dispatch_entries(redis::StreamStore& store, std::vector<redis::Entry>
     std::string error;
     std::string line;
   };
+  // At most this many in one round trip: it must end within the connection's timeout.
+  constexpr std::size_t kMaxVerdicts = 512;
   std::vector<Verdict> verdicts;
   const auto record_verdicts = [&] {
     if (verdicts.empty()) {
@@ -252,7 +254,12 @@ void Pool::dispatch_entries(redis::StreamStore& store, std::vector<redis::Entry>
       }
       if (verdict) {
         auto line = result_line(e.id, verdict->first, attempts, 0.0, verdict->second);
+        const bool failure = batch::is_failure(verdict->first);
         verdicts.push_back({&e, b, verdict->first, std::move(verdict->second), std::move(line)});
+        // A failure may cancel its batch (cancel_all): recorded at once, as a worker's is.
+        if (failure || verdicts.size() >= kMaxVerdicts) {
+          record_verdicts();
+        }
         continue;
       }
       if (chunk == nullptr) {
@@ -261,13 +268,13 @@ void Pool::dispatch_entries(redis::StreamStore& store, std::vector<redis::Entry>
       }
       chunk->add(e.id, e.payload, e.deliveries, e.stream_id);
     }
+    push_chunk();
   } catch (...) {
     if (chunk != nullptr) {
       recycle(chunk);  // its entries stay pending in Redis: taken over after claim_after
     }
     throw;
   }
-  push_chunk();
 }
 
 void Pool::redis_feeder_loop() {
