@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -110,10 +111,10 @@ bool has_contents(const std::filesystem::path& file, const std::vector<std::uint
   // Read whole and compared with memcmp: a stream compared byte by byte was the largest part of
   // a reload's CPU, and every reload loads every pool's plugin again.
   std::ifstream in(file, std::ios::binary);
-  std::vector<char> copy(bytes.size());
-  return in.read(copy.data(), static_cast<std::streamsize>(copy.size())) &&
-         in.gcount() == static_cast<std::streamsize>(copy.size()) &&
-         (bytes.empty() || std::memcmp(copy.data(), bytes.data(), bytes.size()) == 0);
+  const auto copy = std::make_unique_for_overwrite<char[]>(bytes.size());
+  const auto size = static_cast<std::streamsize>(bytes.size());
+  return in.read(copy.get(), size) && in.gcount() == size &&
+         (bytes.empty() || std::memcmp(copy.get(), bytes.data(), bytes.size()) == 0);
 }
 
 // Writes the verified bytes to CACHE/<digest>.so once and returns that path: the same contents

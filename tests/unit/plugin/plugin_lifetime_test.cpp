@@ -141,13 +141,19 @@ TEST_CASE("a damaged private copy is replaced rather than loaded", "[plugin]") {
     std::filesystem::resize_file(copy, 0);
   }
   SECTION("the right size, other bytes") {
-    // Torn in the middle: the size is right, one block of it is not.
+    // Torn in the middle: the size is right, one block of it is not (every bit flipped, so
+    // that it differs even where the library holds zeros).
     const auto size = std::filesystem::file_size(copy);
     {
       std::fstream f(copy, std::ios::in | std::ios::out | std::ios::binary);
+      std::string block(64, '\0');
+      f.seekg(static_cast<std::streamoff>(size / 2));
+      f.read(block.data(), static_cast<std::streamsize>(block.size()));
+      for (auto& ch : block) {
+        ch = static_cast<char>(~ch);
+      }
       f.seekp(static_cast<std::streamoff>(size / 2));
-      const std::string zeros(64, '\0');
-      f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+      f.write(block.data(), static_cast<std::streamsize>(block.size()));
     }
     REQUIRE(std::filesystem::file_size(copy) == size);
     REQUIRE(contents(copy) != contents(fixture("fx_crash")));
