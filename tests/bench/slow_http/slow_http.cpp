@@ -322,7 +322,9 @@ void Server::accept_all() {
         continue;
       }
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        std::fprintf(stderr, "slow_http: accept: %s\n", std::strerror(errno));
+        // Out of descriptors or memory: the listener stays readable, so going on would spin.
+        // The benchmark sees the server stop and says so.
+        die_errno("accept");
       }
       return;
     }
@@ -345,8 +347,14 @@ void Server::on_connection(std::uint64_t id, std::uint32_t events) {
     close_connection(id);  // reset, or both directions shut: no answer can be delivered
     return;
   }
-  if ((events & EPOLLOUT) != 0 && !flush(id, c)) {
-    return;
+  if ((events & EPOLLOUT) != 0) {
+    if (!flush(id, c)) {
+      return;
+    }
+    if (!c.reading) {
+      settle(id, c);  // the last answers went out: close, or keep waiting for the rest
+      return;
+    }
   }
   if ((events & (EPOLLIN | EPOLLRDHUP)) != 0 && c.reading) {
     read_from(id, c);
