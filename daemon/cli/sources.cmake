@@ -21,7 +21,8 @@ add_executable(barista
   ${CMAKE_CURRENT_LIST_DIR}/verbs.cpp
   ${CMAKE_CURRENT_LIST_DIR}/wait.cpp
   # From the daemon: JSON string escaping (requests), the body framing of `submit`, and the
-  # config loader for `--config FILE` (its control_socket).
+  # config loader for `--config FILE` (its control_socket) with the file reading it uses.
+  ${PROJECT_SOURCE_DIR}/daemon/common/fs.cpp
   ${PROJECT_SOURCE_DIR}/daemon/common/json.cpp
   ${PROJECT_SOURCE_DIR}/daemon/control/framing.cpp
   ${PROJECT_SOURCE_DIR}/daemon/config/config_loader.cpp

@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
+#include <limits>
 #include <system_error>
 #include <utility>
 
@@ -102,21 +104,26 @@ std::string read_file(const std::filesystem::path& file) {
   if (fd.get() < 0) {
     throw_errno("open " + file.string());
   }
+  return read_up_to(fd.get(), std::numeric_limits<std::size_t>::max(), file.string());
+}
+
+std::string read_up_to(int fd, std::size_t limit, const std::string& what) {
   std::string out;
   char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+  while (out.size() < limit) {
+    const ssize_t n = ::read(fd, buf, std::min(sizeof buf, limit - out.size()));
     if (n < 0) {
       if (errno == EINTR) {
         continue;
       }
-      throw_errno("read " + file.string());
+      throw_errno("read " + what);
     }
     if (n == 0) {
-      return out;
+      break;
     }
     out.append(buf, static_cast<std::size_t>(n));
   }
+  return out;
 }
 
 std::string iso8601_utc(std::chrono::system_clock::time_point t) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -24,6 +25,10 @@ void rename_durably(const std::filesystem::path& from, const std::filesystem::pa
 
 /// Reads a whole (small) file. Throws std::system_error.
 std::string read_file(const std::filesystem::path& file);
+
+/// Reads from `fd` until its end or until `limit` bytes are read, whichever comes first; `what`
+/// names it in the error. Throws std::system_error.
+std::string read_up_to(int fd, std::size_t limit, const std::string& what);
 
 /// Now as ISO 8601 UTC with milliseconds: 2026-11-27T18:32:04.123Z.
 std::string iso8601_utc(std::chrono::system_clock::time_point t);

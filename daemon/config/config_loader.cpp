@@ -1,5 +1,6 @@
 #include "daemon/config/config_loader.hpp"
 
+#include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
 
 #include "daemon/config/pool_section.hpp"
@@ -15,6 +16,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include <fmt/format.h>
 
@@ -174,24 +176,11 @@ DaemonConfig load_config_file(const std::filesystem::path& file) {
     refuse(file, fmt::format("file of {} bytes exceeds the 1 MiB limit", st.st_size));
   }
   // Read one byte past the limit, so that a file that is not regular (or grew) is caught too.
-  // In steps, not into a zeroed 1 MiB buffer made up front: a reload and every `barista` command
-  // read this file, and zeroing the limit was a tenth of a reload's CPU in its profile.
-  constexpr std::size_t kStep = 64 * 1024;
   std::string text;
-  for (;;) {
-    const auto have = text.size();
-    text.resize(std::min(have + kStep, kMaxConfigBytes + 1));
-    const ssize_t n = ::read(fd, text.data() + have, text.size() - have);
-    text.resize(have + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      refuse(file, fmt::format("cannot read: {}", std::strerror(errno)));
-    }
-    if (n == 0 || text.size() > kMaxConfigBytes) {
-      break;
-    }
+  try {
+    text = common::read_up_to(fd, kMaxConfigBytes + 1, file.string());
+  } catch (const std::system_error& e) {
+    refuse(file, fmt::format("cannot read: {}", e.code().message()));
   }
   if (text.size() > kMaxConfigBytes) {
     refuse(file,
