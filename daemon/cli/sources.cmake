@@ -3,12 +3,12 @@
 #
 # Start time. `submit --wait` is a benchmark target (p50 <= 5 ms) and every verb pays the start
 # of a process; here each shared library costs about 1.2-1.5 ms of it. So the CLI needs no
-# shared library but libc and libm: libstdc++ and libgcc are linked in statically, yaml-cpp from
-# Debian's libyaml-cpp.a, fmt header-only, and it parses JSON with header-only nlohmann-json
-# instead of the daemon's simdjson (which Debian ships only as libsimdjson.so). It therefore does
-# not link barista_core, which carries all of those, but compiles the few daemon sources it
-# uses a second time, with these settings. Never link barista_core into it as well: the two
-# copies would clash.
+# shared library (sanitizer builds: only libc and libm, see below). libstdc++ and libgcc are
+# linked in statically, yaml-cpp from Debian's libyaml-cpp.a, fmt header-only, and it parses
+# JSON with header-only nlohmann-json instead of the daemon's simdjson (which Debian ships only
+# as libsimdjson.so). It therefore does not link barista_core, which carries all of those, but
+# compiles the few daemon sources it uses a second time, with these settings. Never link
+# barista_core into it as well: the two copies would clash.
 add_executable(barista
   ${CMAKE_CURRENT_LIST_DIR}/main.cpp
   ${CMAKE_CURRENT_LIST_DIR}/batch_verbs.cpp
@@ -42,4 +42,18 @@ target_include_directories(barista PRIVATE "${PROJECT_SOURCE_DIR}")
 target_link_libraries(barista PRIVATE
   barista_build_info barista_sdk barista_warnings CLI11::CLI11 fmt::fmt-header-only
   nlohmann_json::nlohmann_json barista_yaml_cpp_static)
-target_link_options(barista PRIVATE -static-libstdc++ -static-libgcc)
+# Fully static where the toolchain can (glibc's libc.a with rcrt1.o): a static-pie `barista` needs
+# no dynamic loader at all, whose symbol lookups and relocations were a third of the CLI's start.
+# A static non-PIE binary would not do: its first exception (CLI11 throws one for `--version`,
+# and every error is one) sorts every unwind entry of the binary, which took 10 ms. Sanitizer
+# builds cannot link statically; the check fails there and the CLI keeps libc and libm shared.
+include(CheckCXXSourceCompiles)
+set(CMAKE_REQUIRED_LINK_OPTIONS -static-pie)
+check_cxx_source_compiles("int main() { return 0; }" BARISTA_CLI_STATIC_PIE)
+unset(CMAKE_REQUIRED_LINK_OPTIONS)
+if(BARISTA_CLI_STATIC_PIE)
+  set_target_properties(barista PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  target_link_options(barista PRIVATE -static-pie)
+else()
+  target_link_options(barista PRIVATE -static-libstdc++ -static-libgcc)
+endif()
