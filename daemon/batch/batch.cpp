@@ -188,13 +188,20 @@ std::string Batch::summary_json(std::string_view state,
 }
 
 void Batch::finish() {
-  if (!flush(true)) {
+  if (!flush(false)) {
     throw std::runtime_error("cannot write its results: " + write_error());
   }
   const bool was_cancelled = cancelled();
   const auto end = std::chrono::system_clock::now();
-  common::write_file_durably(dir() / "summary.json",
-                             summary_json(was_cancelled ? "cancelled" : "done", end));
+  // The summary is written first and synced after the results: its blocks go to disk with the
+  // results' sync, one journal commit for both instead of one each. It is still only renamed
+  // into place once both are durable, so a summary.json never names results that are not.
+  common::DurableWrite summary(dir() / "summary.json",
+                               summary_json(was_cancelled ? "cancelled" : "done", end));
+  if (!flush(true)) {
+    throw std::runtime_error("cannot write its results: " + write_error());
+  }
+  summary.commit();
   const auto target = info_.pool_dir / (was_cancelled ? "failed" : "done") / info_.id;
   // The move is not synced: summary.json is durable in active/ID/ already, and a restart that
   // finds it there finishes the move (PoolSpool::recover). Two folder syncs fewer per batch.

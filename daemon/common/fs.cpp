@@ -31,6 +31,7 @@ class Fd {
     }
   }
   [[nodiscard]] int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_;
@@ -71,18 +72,48 @@ void fsync_dir(const std::filesystem::path& dir) {
   }
 }
 
+DurableWrite::DurableWrite(std::filesystem::path file, std::string_view content)
+    : file_(std::move(file)),
+      tmp_(file_.parent_path() /
+           fmt::format(".{}.{}.tmp", file_.filename().string(), ::getpid())) {
+  try {
+    Fd fd = create_with(tmp_, content);
+    // Only a start: the write-back runs while the caller goes on. Whether it worked is for
+    // commit()'s fsync to say.
+    ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+    fd_ = fd.release();
+  } catch (...) {
+    ::unlink(tmp_.c_str());
+    throw;
+  }
+}
+
+DurableWrite::~DurableWrite() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+  }
+}
+
+void DurableWrite::commit() {
+  const Fd fd(std::exchange(fd_, -1));
+  const auto fail = [&](const char* what) {
+    const int error = errno;
+    ::unlink(tmp_.c_str());
+    errno = error;
+    throw_errno(what + tmp_.string());
+  };
+  if (::fsync(fd.get()) != 0) {
+    fail("fsync ");
+  }
+  if (::rename(tmp_.c_str(), file_.c_str()) != 0) {
+    fail("rename ");
+  }
+  fsync_dir(file_.parent_path());
+}
+
 void write_file_durably(const std::filesystem::path& file, std::string_view content) {
-  auto tmp = file.parent_path() / fmt::format(".{}.{}.tmp", file.filename().string(), ::getpid());
-  {
-    const Fd fd = create_with(tmp, content);
-    if (::fsync(fd.get()) != 0) {
-      throw_errno("fsync " + tmp.string());
-    }
-  }
-  if (::rename(tmp.c_str(), file.c_str()) != 0) {
-    throw_errno("rename " + tmp.string());
-  }
-  fsync_dir(file.parent_path());
+  DurableWrite(file, content).commit();
 }
 
 void write_file(const std::filesystem::path& file, std::string_view content) {

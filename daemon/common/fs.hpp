@@ -16,6 +16,26 @@ void fsync_dir(const std::filesystem::path& dir);
 /// Throws std::system_error.
 void write_file_durably(const std::filesystem::path& file, std::string_view content);
 
+/// write_file_durably in two steps, so that the file's data can go to disk while the caller
+/// syncs something else: the constructor writes the temp file and starts its write-back;
+/// commit() fsyncs it, renames it over `file` and fsyncs the folder. A file system that commits
+/// its journal for the caller's sync then commits this file's new blocks in the same go, and
+/// commit()'s fsync finds little left to do. Destroyed without commit(), it removes the temp
+/// file. Throws std::system_error.
+class DurableWrite {
+ public:
+  DurableWrite(std::filesystem::path file, std::string_view content);
+  DurableWrite(const DurableWrite&) = delete;
+  DurableWrite& operator=(const DurableWrite&) = delete;
+  ~DurableWrite();
+  void commit();
+
+ private:
+  std::filesystem::path file_;
+  std::filesystem::path tmp_;
+  int fd_ = -1;
+};
+
 /// Creates or truncates `file` and writes `content`, without syncing it: for files whose loss or
 /// tearing in a power cut does no harm. Throws std::system_error.
 void write_file(const std::filesystem::path& file, std::string_view content);
