@@ -74,8 +74,7 @@ void fsync_dir(const std::filesystem::path& dir) {
 
 DurableWrite::DurableWrite(std::filesystem::path file, std::string_view content)
     : file_(std::move(file)),
-      tmp_(file_.parent_path() /
-           fmt::format(".{}.{}.tmp", file_.filename().string(), ::getpid())) {
+      tmp_(file_.parent_path() / fmt::format(".{}.{}.tmp", file_.filename().string(), ::getpid())) {
   try {
     Fd fd = create_with(tmp_, content);
     // Only a start: the write-back runs while the caller goes on. Whether it worked is for

@@ -5,7 +5,9 @@
 // a timerfd for the first answer due. It stops on SIGTERM, SIGINT or when its standard input (a
 // pipe) is closed, so that it never outlives the benchmark script. Each line on its standard
 // input, and its stop, print on stderr how long after its request was read each answer since
-// the last such report was written.
+// the last such report was written, and the client's turnaround: on a connection with nothing
+// else pending, how long after an answer was written the next request was read (the client's
+// own time per job, plus this server's wake-up).
 //
 // Usage: slow_http [-delay 10ms]   (units ns, us, ms, s; also --delay, -delay=10ms)
 #include <arpa/inet.h>
@@ -13,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -30,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <queue>
 #include <string>
 #include <string_view>
@@ -161,6 +165,8 @@ struct Connection {
   int pending = 0;        // requests read and not yet answered
   bool reading = true;    // false after the peer's EOF or a request that asks to close
   bool want_out = false;  // EPOLLOUT registered
+  // When the last answer left with no request pending: the start of a turnaround.
+  std::optional<Clock::time_point> idle_since;
 };
 
 struct Due {
@@ -204,7 +210,8 @@ class Server {
   std::unordered_map<std::uint64_t, Connection> connections_;
   // A min-heap: requests read late (the server busy elsewhere) come due before some read earlier.
   std::priority_queue<Due, std::vector<Due>, std::greater<>> due_;
-  Durations answered_;  // request read to answer written
+  Durations answered_;    // request read to answer written
+  Durations turnaround_;  // answer written (nothing pending) to the next request read
 };
 
 void Server::watch(int fd, std::uint64_t tag, std::uint32_t events) {
@@ -307,11 +314,19 @@ void Server::on_stdin() {
 
 void Server::report() {
   std::fprintf(stderr,
-               "slow_http: %llu answers, delay %.3f ms, written after the request was read: %s\n",
+               "slow_http: %llu answers, delay %.3f ms, written after the request was read: %s; "
+               "the next request read after an answer: %s\n",
                static_cast<unsigned long long>(answered_.total()),
-               static_cast<double>(delay_.count()) / 1e6, answered_.summary().c_str());
+               static_cast<double>(delay_.count()) / 1e6, answered_.summary().c_str(),
+               turnaround_.summary().c_str());
   std::fflush(stderr);
   answered_ = Durations();
+  turnaround_ = Durations();
+  // A connection kept open across reports (a client's pool of them) waited for the next
+  // contender's turn, not for its client: no turnaround spans two reports.
+  for (auto& [id, c] : connections_) {
+    c.idle_since.reset();
+  }
 }
 
 void Server::accept_all() {
@@ -422,6 +437,10 @@ void Server::parse_requests(std::uint64_t id, Connection& c, Clock::time_point r
     if (asks_to_close(std::string_view(c.in).substr(start, end - start))) {
       c.reading = false;
     }
+    if (c.pending == 0 && c.idle_since) {
+      turnaround_.add(read_at - *c.idle_since);
+    }
+    c.idle_since.reset();
     ++c.pending;
     due_.push({read_at + delay_, read_at, id});
     start = end;
@@ -466,7 +485,9 @@ void Server::answer_due() {
       continue;  // closed meanwhile
     }
     it->second.out.append(kResponse);
-    --it->second.pending;
+    if (--it->second.pending == 0) {
+      it->second.idle_since = now;
+    }
     answered_.add(now - d.read_at);
     touched.push_back(d.id);
   }
@@ -543,6 +564,10 @@ void raise_fd_limit() {
 int main(int argc, char** argv) {
   const auto delay = parse_args(argc, argv);
   raise_fd_limit();
+  // The kernel may fire a timer up to the thread's timer slack late (50 us by default), to group
+  // wake-ups: a web site that answers 10 ms after each request should not add that to every
+  // answer, whichever client is measured.
+  ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
   Server server(delay);
   server.listen_and_announce();
   server.serve();
