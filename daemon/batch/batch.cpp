@@ -110,33 +110,42 @@ void Batch::commit(ResultBuffer& results) {
 }
 
 bool Batch::flush(bool sync) {
-  std::lock_guard io(io_mutex_);
-  {
-    std::lock_guard lock(mutex_);
-    spare_.swap(buffer_);
-  }
   int error = 0;
-  if (!spare_.empty()) {
-    error = write_all(fd_, spare_);
-    if (error == 0) {
-      written_ += spare_.size();
-      spare_.clear();
-      unsynced_ = true;
-    } else {
-      // Cut what part of it got in (the file ends on a whole line again) and keep it all for
-      // the next try: a full disk loses no result and leaves no torn line behind.
-      (void)!::ftruncate(fd_, static_cast<off_t>(written_));
+  std::uint64_t written = 0;
+  {
+    std::lock_guard io(io_mutex_);
+    {
       std::lock_guard lock(mutex_);
-      spare_ += buffer_;
-      buffer_.swap(spare_);
-      spare_.clear();
+      spare_.swap(buffer_);
     }
+    if (!spare_.empty()) {
+      error = write_all(fd_, spare_);
+      if (error == 0) {
+        written_ += spare_.size();
+        spare_.clear();
+      } else {
+        // Cut what part of it got in (the file ends on a whole line again) and keep it all for
+        // the next try: a full disk loses no result and leaves no torn line behind.
+        (void)!::ftruncate(fd_, static_cast<off_t>(written_));
+        std::lock_guard lock(mutex_);
+        spare_ += buffer_;
+        buffer_.swap(spare_);
+        spare_.clear();
+      }
+    }
+    written = written_;
   }
-  if (error == 0 && sync && unsynced_) {
-    if (::fdatasync(fd_) == 0) {
-      unsynced_ = false;
-    } else {
-      error = errno;
+  // The fsync runs outside io_mutex_: it takes milliseconds on a real disk, and a worker whose
+  // buffer fills meanwhile must be able to write rather than wait for it. Every byte written
+  // before fdatasync() is called is on disk when it returns.
+  if (error == 0 && sync) {
+    std::lock_guard lock(sync_mutex_);
+    if (synced_ < written) {
+      if (::fdatasync(fd_) == 0) {
+        synced_ = written;
+      } else {
+        error = errno;
+      }
     }
   }
   std::lock_guard lock(mutex_);

@@ -67,7 +67,8 @@ class Batch : public BatchCore {
 
   /// Writes buffered results to the file, and fsyncs it when `sync` (group commit). False when
   /// that failed (a full disk): the file is cut back to its last whole line, the results stay
-  /// buffered for the next try, and write_error() says why.
+  /// buffered for the next try, and write_error() says why. The fsync does not hold up writes:
+  /// workers that fill the buffer meanwhile write to the file while the disk catches up.
   bool flush(bool sync);
   /// Why the last flush failed; empty when it did not.
   [[nodiscard]] std::string write_error() const;
@@ -111,10 +112,12 @@ class Batch : public BatchCore {
   Counts counts_;
   std::optional<FirstError> first_error_;
 
-  std::mutex io_mutex_;  // serialises writes to fd_; guards spare_, unsynced_
+  std::mutex io_mutex_;  // serialises writes to fd_; guards spare_, written_
   std::string spare_;
   std::uint64_t written_ = 0;  // bytes of whole lines in the file
-  bool unsynced_ = false;
+
+  std::mutex sync_mutex_;     // serialises fsyncs of fd_; guards synced_
+  std::uint64_t synced_ = 0;  // bytes of the file known to be on disk
 };
 
 }  // namespace barista::batch
