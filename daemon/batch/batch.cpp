@@ -141,7 +141,7 @@ bool Batch::flush(bool sync) {
   if (error == 0 && sync) {
     std::lock_guard lock(sync_mutex_);
     if (synced_ < written) {
-      if (::fdatasync(fd_) == 0) {
+      if ((info_.sync_file ? info_.sync_file(fd_) : ::fdatasync(fd_)) == 0) {
         synced_ = written;
       } else {
         error = errno;

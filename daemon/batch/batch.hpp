@@ -39,6 +39,8 @@ class Batch : public BatchCore {
     std::chrono::system_clock::time_point started;
     bool cancel_all = false;
     std::shared_ptr<JobCounters> counters;  ///< the pool's metrics; may be null
+    /// Makes the results file durable (fdatasync); tests put a slow or failing one here.
+    std::function<int(int fd)> sync_file;
   };
 
   /// Opens (creates or appends to) `active/ID/results.jsonl`. Throws std::system_error.

@@ -5,6 +5,10 @@
 #include <simdjson.h>
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <future>
 #include <set>
 #include <thread>
 #include <vector>
@@ -162,4 +166,59 @@ TEST_CASE("concurrent records each land exactly once", "[batch][ledger]") {
   std::set<std::string> unique(lines.begin(), lines.end());
   CHECK(unique.size() == lines.size());
   CHECK(b.counts().ok == kThreads * kPerThread);
+}
+
+TEST_CASE("results are written while a group commit's fsync is still running", "[batch][ledger]") {
+  TempDir dir;
+  auto info = make_info(dir, false);
+  std::promise<void> entered;
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::atomic<int> syncs{0};
+  info.sync_file = [&](int) {
+    if (syncs.fetch_add(1) == 0) {
+      entered.set_value();
+      released.wait();  // a disk that takes its time
+    }
+    return 0;
+  };
+  Batch b(info);
+  b.record("1", JobStatus::kOk, 1, 0, "first");
+  auto commit = std::async(std::launch::async, [&] { return b.flush(true); });
+  entered.get_future().wait();
+  b.record("2", JobStatus::kOk, 1, 0, "second");
+  auto write = std::async(std::launch::async, [&] { return b.flush(false); });
+  const bool wrote = write.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  release.set_value();
+  CHECK(wrote);  // the write did not wait for the fsync
+  CHECK(write.get());
+  CHECK(commit.get());
+  CHECK(lines_of(slurp(b.dir() / "results.jsonl")).size() == 2);
+  // The second line went in after the fsync began: the next group commit syncs it.
+  CHECK(b.flush(true));
+  CHECK(syncs == 2);
+  CHECK(b.flush(true));
+  CHECK(syncs == 2);  // nothing new: no fsync
+}
+
+TEST_CASE("a failed fsync is reported and tried again at the next group commit",
+          "[batch][ledger]") {
+  TempDir dir;
+  auto info = make_info(dir, false);
+  int syncs = 0;
+  info.sync_file = [&](int) {
+    if (++syncs == 1) {
+      errno = EIO;
+      return -1;
+    }
+    return 0;
+  };
+  Batch b(info);
+  b.record("1", JobStatus::kOk, 1, 0, "o");
+  CHECK_FALSE(b.flush(true));
+  CHECK(b.write_error() == std::strerror(EIO));
+  CHECK(b.flush(true));  // nothing new was written, but what was is not known durable yet
+  CHECK(syncs == 2);
+  CHECK(b.write_error().empty());
+  CHECK(lines_of(slurp(b.dir() / "results.jsonl")).size() == 1);
 }
