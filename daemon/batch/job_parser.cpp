@@ -15,10 +15,26 @@ InputFormat format_for(std::string_view file_name) {
 JobParser::JobParser(InputFormat format, std::uint64_t max_job_bytes)
     : format_(format), max_job_bytes_(max_job_bytes) {}
 
+// Lines come in order, mostly one apart: the next number's digits are the last one's plus one,
+// with no division per digit. Formatting every id from scratch was a sixth of the feeder's
+// time on a batch of short text lines.
 std::string_view JobParser::line_number_id(std::uint64_t number) {
-  char buf[24];
-  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, number);
-  number_text_.assign(buf, ptr);
+  if (number != 0 && number == last_number_ + 1 && !number_text_.empty()) {
+    auto i = number_text_.size();
+    while (i > 0 && number_text_[i - 1] == '9') {
+      number_text_[--i] = '0';
+    }
+    if (i == 0) {
+      number_text_.insert(number_text_.begin(), '1');
+    } else {
+      ++number_text_[i - 1];
+    }
+  } else {
+    char buf[24];
+    auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, number);
+    number_text_.assign(buf, ptr);
+  }
+  last_number_ = number;
   return number_text_;
 }
 

@@ -46,7 +46,8 @@ class JobParser {
   InputFormat format_;
   std::uint64_t max_job_bytes_;
   simdjson::dom::parser parser_;
-  std::string number_text_;
+  std::string number_text_;        // the last line number's id
+  std::uint64_t last_number_ = 0;  // and that number
   std::string id_text_;
   std::string payload_text_;
   std::unordered_set<std::string> seen_;  // JSONL ids, to refuse duplicates

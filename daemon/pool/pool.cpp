@@ -421,6 +421,14 @@ bool Pool::feed_one(OpenBatch& open, JobChunk*& chunk) {
   const auto max_crashes = settings()->config.max_crashes;
   bool more = true;
   batch::Line line;
+  // Jobs read, added to the batch's count once per chunk rather than once each (an atomic
+  // add), and before any result is recorded, so that the count never trails the results.
+  std::uint64_t jobs_read = 0;
+  const auto count_read = [&] {
+    if (jobs_read > 0) {
+      b.add_jobs_read(std::exchange(jobs_read, 0));
+    }
+  };
   while (chunk->size() < want && chunk->arena.size() < kMaxChunkBytes) {
     try {
       if (!open.reader->next(line)) {
@@ -448,29 +456,33 @@ bool Pool::feed_one(OpenBatch& open, JobChunk*& chunk) {
         continue;  // it has its result from an earlier run
       }
     }
-    b.add_jobs_read(1);
+    ++jobs_read;
     if (!open.crashes.empty()) {
       if (auto it = open.crashes.find(line.number);
           it != open.crashes.end() && it->second.given_up(max_crashes)) {
         const auto crashes = it->second.crashes;
         spdlog::error("batch '{}' (pool '{}'): job '{}' crashed the daemon {} times: not run again",
                       b.id(), name_, parsed.id, crashes);
+        count_read();
         b.record(parsed.id, batch::JobStatus::kFailed, static_cast<int>(crashes), 0.0,
                  fmt::format("crashed the daemon {} times", crashes));
         continue;
       }
     }
     if (!parsed.valid) {
+      count_read();
       b.record(parsed.id, batch::JobStatus::kInvalid, 0, 0.0, parsed.error);
       continue;
     }
     if (b.cancelled()) {
+      count_read();
       b.record(parsed.id, batch::JobStatus::kCancelled, 0, 0.0,
                "batch cancelled before the job started");
       continue;
     }
     chunk->add(parsed.id, parsed.payload, line.number);
   }
+  count_read();
   if (chunk->size() > 0) {
     chunk->batch = open.batch;
     b.add_pending(chunk->size());

@@ -118,3 +118,43 @@ TEST_CASE("JSONL: ids, payloads and errors", "[batch][parser]") {
     CHECK(job.error.rfind("malformed JSON: ", 0) == 0);
   }
 }
+
+TEST_CASE("text ids are the line numbers, in order, across carries and after gaps",
+          "[batch][parser]") {
+  JobParser parser(InputFormat::kText, 100);
+  const std::uint64_t numbers[] = {1,
+                                   2,
+                                   9,
+                                   10,
+                                   11,
+                                   99,
+                                   100,
+                                   101,
+                                   999,
+                                   1000,
+                                   1001,
+                                   5,
+                                   6,
+                                   7,
+                                   7,
+                                   8,
+                                   19,
+                                   20,
+                                   999'999,
+                                   1'000'000,
+                                   1'000'001,
+                                   18'446'744'073'709'551'614ULL,
+                                   18'446'744'073'709'551'615ULL};
+  for (const auto n : numbers) {
+    PaddedLine l("x", n);
+    CHECK(std::string(parser.parse(l.line).id) == std::to_string(n));
+  }
+  // Every number from 1 to 100,000 in a row, as a long batch has them.
+  for (std::uint64_t n = 1; n <= 100'000; ++n) {
+    PaddedLine l("x", n);
+    const auto id = parser.parse(l.line).id;
+    if (id != std::to_string(n)) {
+      FAIL("line " << n << " got id " << id);
+    }
+  }
+}
