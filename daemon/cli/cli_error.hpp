@@ -5,7 +5,7 @@
 
 namespace barista::cli {
 
-/// The exit codes the verbs give meaning to (CONTRACT.md §5).
+/// The exit codes the verbs give meaning to (docs/reference.md#exit-codes).
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;     ///< some failure, unknown batch, rejected reload
 inline constexpr int kExitCancelled = 2;  ///< `submit --wait`: the batch was cancelled

@@ -85,8 +85,8 @@ StatusReply fetch_status(const std::filesystem::path& socket) {
   return out;
 }
 
-// Exactly the contract's keys, whatever else the daemon reports; a pool shared through Redis
-// adds "redis" (and "pending" when known), CONTRACT §10.
+// Exactly the documented keys (docs/reference.md#barista-status), whatever else the daemon
+// reports; a pool shared through Redis adds "redis" (and "pending" when known).
 std::string status_json(const StatusReply& s) {
   std::string out = R"({"pools":[)";
   for (std::size_t i = 0; i < s.pools.size(); ++i) {
@@ -183,7 +183,8 @@ std::string status_table(const StatusReply& s) {
     pool_numeric.push_back(true);
   }
   if (any_redis) {
-    // Only when some pool is shared through Redis (CONTRACT §10): `redis: unavailable` there.
+    // Only when some pool is shared through Redis (docs/reference.md#redis-pools): it shows
+    // `redis: unavailable` there.
     pool_header.emplace_back("SHARED");
     pool_numeric.push_back(false);
   }

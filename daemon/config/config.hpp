@@ -46,7 +46,7 @@ struct RedisConfig {
   bool operator==(const RedisConfig&) const = default;
 };
 
-/// One entry of `pools:`, typed and validated. Defaults are the contract's.
+/// One entry of `pools:`, typed and validated. Defaults: docs/reference.md#pool-keys.
 struct PoolConfig {
   std::string name;
   /// A name looked up as NAME.so in plugin_path, or an absolute path (a path written relative,
@@ -69,7 +69,7 @@ struct PoolConfig {
   Location plugin_location;  ///< of the `plugin:` value (plugin errors are reported here)
 };
 
-/// The whole file, typed and validated. Defaults are the contract's.
+/// The whole file, typed and validated. Defaults: docs/reference.md#top-level-keys.
 struct DaemonConfig {
   std::filesystem::path file;  ///< the config file it was read from (absolute)
   std::filesystem::path spool = "/var/lib/barista";

@@ -1,4 +1,4 @@
-// A pool shared by several daemons through a Redis stream (CONTRACT §10):
+// A pool shared by several daemons through a Redis stream (docs/several-machines.md):
 //
 //   stream (consumer group) -> feeder (XREADGROUP, only what the queue can take) -> queue
 //        -> workers -> result recorded, counted and acked in one script (Recorder)

@@ -25,7 +25,8 @@ std::string lines_key(std::string_view batch);
 
 /// True for the statuses a result may have: ok, failed, timeout, cancelled, invalid.
 bool is_status(std::string_view status);
-/// failed, timeout and invalid are failures (CONTRACT §4); ok and cancelled are not.
+/// failed, timeout and invalid are failures (docs/reference.md#statuses); ok and cancelled are
+/// not.
 bool is_failure_status(std::string_view status);
 
 /// One stream entry handed to this consumer: a job, or something to record as `invalid`.
@@ -87,7 +88,8 @@ struct BatchRecord {
 /// Throws RedisError when a counter is not a number.
 std::optional<BatchRecord> parse_batch_record(std::string_view id, const Reply& hgetall);
 
-/// The batch's summary.json, in the spool's shape and key order (CONTRACT §3), ending in '\n':
+/// The batch's summary.json, in the spool's shape and key order (docs/reference.md#summary),
+/// ending in '\n':
 /// {"batch","pool","state","jobs","ok","failed","timeout","cancelled","invalid",
 ///  "first_error":{"id","error"}|null,"started","finished","seconds"}. `jobs` counts the
 /// recorded results, as the spool's does. For a batch still running, state is "running" and

@@ -1,10 +1,10 @@
 #pragma once
 
 // A small synchronous Redis client over hiredis, for the pools shared by several daemons
-// (CONTRACT §10). One Client is one TCP connection; it is not thread-safe, so each thread that
-// talks to Redis owns its own Client. A Client does not reconnect by itself: once the
-// connection is lost every call throws RedisError and the owner makes a new Client (with its
-// own backoff), so a half-sent pipeline can never be mistaken for a fresh one.
+// (docs/several-machines.md). One Client is one TCP connection; it is not thread-safe, so each
+// thread that talks to Redis owns its own Client. A Client does not reconnect by itself: once the
+// connection is lost every call throws RedisError and the owner makes a new Client (with its own
+// backoff), so a half-sent pipeline can never be mistaken for a fresh one.
 // hiredis writes with plain write(): the process must ignore SIGPIPE (baristad does), or a
 // server that goes away mid-write kills it.
 

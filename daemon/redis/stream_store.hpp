@@ -1,6 +1,6 @@
 #pragma once
 
-// The Redis side of a pool shared by several daemons (CONTRACT §10).
+// The Redis side of a pool shared by several daemons (docs/several-machines.md).
 //
 // Data model
 // ----------
@@ -31,7 +31,8 @@
 // barista:results:ID (hash)        job id -> "1" for each job with a result: the first result
 //                                  of a job wins, later ones (re-runs after a crash or a
 //                                  take-over) are dropped.
-// barista:results:ID:lines (list)  the results.jsonl lines (CONTRACT §3) in completion order.
+// barista:results:ID:lines (list)  the results.jsonl lines (docs/reference.md#results) in
+//                                  completion order.
 // When a batch ends, its three keys get EXPIRE `results_ttl`.
 //
 // Cancellation: the state becomes `cancelled` (only from `running`) and the batch id is

@@ -17,7 +17,7 @@
 
 namespace barista::runtime::redis_control {
 
-/// Exit codes of error replies, as for spool batches (CONTRACT §5).
+/// Exit codes of error replies, as for spool batches (docs/reference.md#exit-codes).
 inline constexpr int kUnknown = 1;
 inline constexpr int kRefused = 3;
 /// Every connection a control request makes: connect, and each command after it.

@@ -1,7 +1,7 @@
-// `cancel`, `results`, `wait` and `status` for pools shared through Redis (CONTRACT §10): a batch
-// is looked for in the Redis servers of this daemon's Redis pools, and its record read (or
-// cancelled) there. Each request talks to Redis on a connection of its own: a handler runs on a
-// thread of its own, and a StreamStore is not thread-safe.
+// `cancel`, `results`, `wait` and `status` for pools shared through Redis
+// (docs/cli.md#redis-pools): a batch is looked for in the Redis servers of this daemon's Redis
+// pools, and its record read (or cancelled) there. Each request talks to Redis on a connection of
+// its own: a handler runs on a thread of its own, and a StreamStore is not thread-safe.
 #include "daemon/runtime/redis_control.hpp"
 #include "daemon/runtime/supervisor.hpp"
 

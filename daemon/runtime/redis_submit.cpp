@@ -1,5 +1,5 @@
-// `barista submit` to a pool shared through Redis (CONTRACT §10): the received batch is read with
-// the spool's rules and stored in the pool's stream, with its batch record.
+// `barista submit` to a pool shared through Redis (docs/cli.md#redis-pools): the received batch
+// is read with the spool's rules and stored in the pool's stream, with its batch record.
 #include "daemon/batch/job_parser.hpp"
 #include "daemon/batch/line_reader.hpp"
 #include "daemon/batch/result_buffer.hpp"
@@ -36,10 +36,11 @@ std::string wanted_id(const std::string& name) {
   return stem.empty() ? name : stem;
 }
 
-// Reads a submitted batch file as the spool's feeder reads a batch (CONTRACT §3) and stores it
-// in the pool's stream: its jobs as stream entries, its invalid lines as their `invalid` results
-// at once (through a Recorder: no stream entry stands for them), so that every line still ends
-// with exactly one result. Both go in groups, one round trip each.
+// Reads a submitted batch file as the spool's feeder reads a batch
+// (docs/reference.md#input-formats) and stores it in the pool's stream: its jobs as stream entries,
+// its invalid lines as their `invalid` results at once (through a Recorder: no stream entry stands
+// for them), so that every line still ends with exactly one result. Both go in groups, one round
+// trip each.
 class RedisSubmission {
  public:
   RedisSubmission(const RedisPool& pool, redis::StreamStore& store, std::string id,

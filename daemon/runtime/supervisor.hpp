@@ -80,8 +80,8 @@ class Supervisor {
   void handle_wait(const control::Request& request, control::Connection& conn);
   void handle_reload(control::Connection& conn);
 
-  // --- control requests for pools shared through Redis (CONTRACT §10): redis_submit.cpp,
-  // redis_handlers.cpp --------------------------------------------------------------------
+  // --- control requests for pools shared through Redis (docs/cli.md#redis-pools):
+  // redis_submit.cpp, redis_handlers.cpp ---------------------------------------------------
   /// Stores a batch submitted to a Redis pool: reads `tmp` (the body as received) with the
   /// spool's parsing rules, adds its jobs to the pool's stream, records its invalid lines, and
   /// answers with the batch id or an error. Removes `tmp`.

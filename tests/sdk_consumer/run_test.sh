@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Out-of-tree SDK test (CONTRACT.md §8): a plugin author with only an installed Barista can build
-# a plugin with find_package(BaristaSDK) + barista_add_plugin(), and get a loadable NAME.so.
+# Out-of-tree SDK test (docs/reference.md#building-out-of-tree): a plugin author with only an
+# installed Barista can build a plugin with find_package(BaristaSDK) + barista_add_plugin(), and get
+# a loadable NAME.so.
 #
 #   run_test.sh BUILD_DIR [CONSUMER_SOURCE_DIR]
 #

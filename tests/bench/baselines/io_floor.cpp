@@ -5,8 +5,8 @@
 //   {"id":"17","status":"ok","attempts":1,"ms":0.001,"output":"17"}
 //
 // A job is a non-empty line (without its \r\n), its id the 1-based line number, as in
-// CONTRACT §3. `ms` is measured around the job (a string copy), so that the line holds what
-// Barista's does. Usage: io_floor BATCH_FILE RESULTS_FILE
+// docs/reference.md#input-formats. `ms` is measured around the job (a string copy), so that the
+// line holds what Barista's does. Usage: io_floor BATCH_FILE RESULTS_FILE
 #include <fcntl.h>
 #include <unistd.h>
 

@@ -1,5 +1,6 @@
-// `barista reload` (CONTRACT.md §5, §6): waits for the outcome, prints what changed, exits 0;
-// a rejected config prints its located errors on stderr, exits 1, and the old config runs on.
+// `barista reload` (docs/reference.md#barista-reload, #reload): waits for the outcome, prints what
+// changed, exits 0; a rejected config prints its located errors on stderr, exits 1, and the old
+// config runs on.
 
 #include "tests/integration/cli/cli_support.hpp"
 

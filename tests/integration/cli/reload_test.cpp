@@ -1,5 +1,5 @@
-// Live reloads (CONTRACT.md §6): workers resized and pools added and removed under a running
-// batch without losing or repeating a job; a removed pool's batch waits in active/ for its
+// Live reloads (docs/reference.md#reload): workers resized and pools added and removed under a
+// running batch without losing or repeating a job; a removed pool's batch waits in active/ for its
 // return; rejected configs change nothing; a replaced plugin file is picked up; SIGHUP; and the
 // daemon keeps answering while a reload is under way.
 

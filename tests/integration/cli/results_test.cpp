@@ -1,5 +1,5 @@
-// `barista results ID [--summary]` (CONTRACT.md §5): the results so far while the batch runs,
-// all of them after, the summary; 1 for an unknown batch.
+// `barista results ID [--summary]` (docs/reference.md#barista-results): the results so far while
+// the batch runs, all of them after, the summary; 1 for an unknown batch.
 
 #include "tests/integration/cli/cli_support.hpp"
 

@@ -1,5 +1,5 @@
 // Which socket the CLI talks to (--socket, $BARISTA_SOCKET, the --config's control_socket, the
-// default) and what it says when nothing answers there (CONTRACT.md §5).
+// default) and what it says when nothing answers there (docs/reference.md#socket).
 
 #include "tests/integration/cli/cli_support.hpp"
 

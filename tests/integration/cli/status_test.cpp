@@ -1,4 +1,5 @@
-// `barista status [--json]` and `barista cancel ID` (CONTRACT.md §4, §5).
+// `barista status [--json]` and `barista cancel ID` (docs/reference.md#barista-status,
+// #barista-cancel, #error-policies).
 
 #include "tests/integration/cli/cli_support.hpp"
 
@@ -33,13 +34,13 @@ struct SlowBatch {
   }
 };
 
-TEST_CASE("status --json has exactly the contract's keys and the live numbers",
+TEST_CASE("status --json has exactly the documented keys and the live numbers",
           "[integration][cli]") {
   SlowBatch s;
   const auto r = run_cli(with_socket(s.d, {"status", "--json"}));
   INFO(r.err);
   CHECK(r.exit_code == 0);
-  // Pools by name; every key of the contract and no other, in its order.
+  // Pools by name; every documented key and no other, in its order.
   CHECK(
       r.out ==
       R"({"pools":[)"

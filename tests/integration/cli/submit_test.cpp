@@ -1,5 +1,5 @@
-// `barista submit` (CONTRACT.md §5): a batch handed over from a file or stdin, its id printed
-// first, and each way it is refused (exit 3) leaving nothing behind.
+// `barista submit` (docs/reference.md#barista-submit): a batch handed over from a file or stdin,
+// its id printed first, and each way it is refused (exit 3) leaving nothing behind.
 
 #include "tests/integration/cli/cli_support.hpp"
 

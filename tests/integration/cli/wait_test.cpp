@@ -1,6 +1,6 @@
-// `barista submit --wait` (CONTRACT.md §5): waits for the batch to end, prints its summary, and
-// exits 0 (every job ok), 1 (some failure), 2 (cancelled) or 3 (refused); live progress on a
-// terminal; a client that goes away midway does not disturb the daemon.
+// `barista submit --wait` (docs/reference.md#barista-submit): waits for the batch to end, prints
+// its summary, and exits 0 (every job ok), 1 (some failure), 2 (cancelled) or 3 (refused); live
+// progress on a terminal; a client that goes away midway does not disturb the daemon.
 
 #include "tests/integration/cli/cli_support.hpp"
 

@@ -1,4 +1,4 @@
-// What happens to one attempt (CONTRACT.md §4): retries with doubling backoff, deadlines,
+// What happens to one attempt (docs/reference.md#jobs): retries with doubling backoff, deadlines,
 // processors that ignore their deadline or throw, and the rate cap on attempt starts.
 
 #include "tests/integration/core/core_support.hpp"

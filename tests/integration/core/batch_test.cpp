@@ -1,4 +1,5 @@
-// Batches end to end (CONTRACT.md §3): a big text batch with failures, and the JSONL format.
+// Batches end to end (docs/reference.md#spool, #results): a big text batch with failures, and
+// the JSONL format.
 
 #include "tests/integration/core/core_support.hpp"
 

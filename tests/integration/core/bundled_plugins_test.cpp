@@ -1,4 +1,4 @@
-// The bundled plugins run by the real daemon (CONTRACT.md §9): what a user gets in
+// The bundled plugins run by the real daemon (docs/plugins.md): what a user gets in
 // results.jsonl from shell, sha256 and http_fetch.
 
 #include "tests/integration/core/core_support.hpp"

@@ -1,5 +1,5 @@
-// on_error: cancel_all (CONTRACT.md §4), with fx_slow: a failure cancels its batch the way Go's
-// errgroup.WithContext does.
+// on_error: cancel_all (docs/reference.md#error-policies), with fx_slow: a failure cancels its
+// batch the way Go's errgroup.WithContext does.
 //
 // The failing job is "fail" with `retries: 1` and `backoff: 200ms`: its final failure comes
 // ~200 ms after it started, long after every worker has taken its first job. That makes it

@@ -1,6 +1,6 @@
-// Crashes and kills (CONTRACT.md §6, crash safety and poison jobs): a job that takes the daemon
-// down is run alone after each crash until it is known for certain, then given up; every other
-// job still gets exactly one result; kill -9 at any moment loses nothing.
+// Crashes and kills (docs/crash-safety.md: crash safety and poison jobs): a job that takes the
+// daemon down is run alone after each crash until it is known for certain, then given up; every
+// other job still gets exactly one result; kill -9 at any moment loses nothing.
 
 #include "tests/integration/core/core_support.hpp"
 

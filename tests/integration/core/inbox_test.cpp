@@ -1,4 +1,5 @@
-// What the inbox takes as a batch and how batches are named (CONTRACT.md §3).
+// What the inbox takes as a batch and how batches are named (docs/reference.md#batch-life,
+// #batch-ids).
 
 #include "tests/integration/core/core_support.hpp"
 

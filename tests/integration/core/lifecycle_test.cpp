@@ -1,5 +1,6 @@
-// The daemon's life around its batches (CONTRACT.md §3, §6): batches sharing a pool's
-// workers, graceful stop with SIGTERM, kill -9 and restart on the same spool.
+// The daemon's life around its batches (docs/reference.md#batch-life, #stop, #crash-safety):
+// batches sharing a pool's workers, graceful stop with SIGTERM, kill -9 and restart on the same
+// spool.
 
 #include "tests/integration/core/core_support.hpp"
 

@@ -1,4 +1,4 @@
-// Bounded memory (CONTRACT.md §2 `queue`, STYLE.md's bounded queue): a batch of any size is
+// Bounded memory (docs/reference.md#bounded-memory, the pool key `queue`): a batch of any size is
 // streamed, never held in memory.
 
 #include "tests/integration/core/core_support.hpp"

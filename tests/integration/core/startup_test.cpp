@@ -1,6 +1,6 @@
-// Refusing to start (CONTRACT.md §1, §2, §8): bad config files and refused plugins make
-// `baristad --config` exit 1 with `FILE:LINE:COL: message`, and `--check-config` reports the
-// same; a valid config checks `FILE: ok`.
+// Refusing to start (docs/reference.md#baristad, #config-errors, #plugin-loading): bad config files
+// and refused plugins make `baristad --config` exit 1 with `FILE:LINE:COL: message`, and
+// `--check-config` reports the same; a valid config checks `FILE: ok`.
 
 #include "tests/integration/core/core_support.hpp"
 

@@ -54,7 +54,7 @@ class TempDir {
 /// One line of results.jsonl.
 struct JobResult {
   std::string id;
-  bool id_is_string = false;  ///< the contract: `id` is always a JSON string
+  bool id_is_string = false;  ///< docs/reference.md#results: `id` is always a JSON string
   std::string status;
   std::int64_t attempts = -1;
   double ms = -1;
@@ -84,7 +84,7 @@ struct Summary {
 };
 
 /// Parses one results.jsonl line; throws HarnessError when it is not a JSON object with the
-/// contract's keys of the right types.
+/// documented keys (docs/reference.md#results) of the right types.
 JobResult parse_result_line(std::string_view line);
 /// Parses a whole results.jsonl (a missing file is empty).
 std::vector<JobResult> read_results(const std::filesystem::path& file);

@@ -1,5 +1,6 @@
-// Reading what a batch leaves behind: results.jsonl and summary.json, checked against the
-// contract's shape as they are parsed (a missing key or a wrong type is a HarnessError).
+// Reading what a batch leaves behind: results.jsonl and summary.json, checked against their
+// documented shape (docs/reference.md#results, #summary) as they are parsed (a missing key or a
+// wrong type is a HarnessError).
 #include "tests/integration/harness/daemon_harness.hpp"
 
 #include <simdjson.h>

@@ -1,6 +1,6 @@
-// The control socket and the CLI for pools shared through Redis (CONTRACT §10): submit stores the
-// batch in the pool's stream and its record; results, --summary, cancel and wait read Redis;
-// status shows the link; a Redis that is down or fails midway gives a clear error and leaves
+// The control socket and the CLI for pools shared through Redis (docs/cli.md#redis-pools): submit
+// stores the batch in the pool's stream and its record; results, --summary, cancel and wait read
+// Redis; status shows the link; a Redis that is down or fails midway gives a clear error and leaves
 // nothing half-stored.
 
 #include "tests/integration/redis/redis_pool_support.hpp"
@@ -225,7 +225,7 @@ TEST_CASE("redis pool: status shows redis connected, unavailable while the serve
   const auto json = s.barista({"status", "--json"});
   INFO(json.err << s.d.log_tail());
   CHECK(json.exit_code == 0);
-  // The spool pool's object keeps exactly the contract's keys.
+  // The spool pool's object keeps exactly the documented keys.
   CHECK(json.out.starts_with(
       R"({"pools":[{"name":"local","plugin":"echo","workers":1,"busy":0,"queued":0,)"
       R"("on_error":"continue"},{"name":"shared","plugin":"echo","workers":2,)"));

@@ -1,7 +1,7 @@
 #pragma once
 
-// A real baristad with a pool shared through Redis (CONTRACT §10) next to a spool pool, on a
-// private redis-server (tests/unit/redis/redis_server.hpp), and a connection of the test's own
+// A real baristad with a pool shared through Redis (docs/several-machines.md) next to a spool pool,
+// on a private redis-server (tests/unit/redis/redis_server.hpp), and a connection of the test's own
 // to look at what the daemon stored there.
 
 #include "daemon/redis/model.hpp"

@@ -1,5 +1,5 @@
-// Faults across a pool shared by three daemons (CONTRACT §10): a cancel_all failure on one
-// daemon stops the batch on all of them, and a Redis server killed mid-batch loses nothing.
+// Faults across a pool shared by three daemons (docs/several-machines.md): a cancel_all failure on
+// one daemon stops the batch on all of them, and a Redis server killed mid-batch loses nothing.
 
 #include "tests/integration/redis_cluster/cluster_support.hpp"
 

@@ -1,9 +1,9 @@
 #pragma once
 
-// Several real baristad processes sharing one pool through a private redis-server (CONTRACT
-// §10). The test is the submitter: it writes batches into the stream with the daemon's own
-// store layer (redis::StreamStore), as `barista submit` would, and reads the batch record and
-// the result lines back from Redis. Each daemon has its own spool, control socket and
+// Several real baristad processes sharing one pool through a private redis-server
+// (docs/several-machines.md). The test is the submitter: it writes batches into the stream with the
+// daemon's own store layer (redis::StreamStore), as `barista submit` would, and reads the batch
+// record and the result lines back from Redis. Each daemon has its own spool, control socket and
 // consumer name (d1, d2, ...), and serves its metrics on a port of its own.
 
 #include "daemon/redis/stream_store.hpp"
@@ -77,7 +77,8 @@ class Cluster {
   std::optional<redis::BatchRecord> record(const std::string& id);
   /// Number of result lines recorded so far.
   std::size_t result_count(const std::string& id);
-  /// Every result line, parsed (throws HarnessError for a line that breaks the contract).
+  /// Every result line, parsed (throws HarnessError for a line not as docs/reference.md#results
+  /// describes).
   std::vector<JobResult> results(const std::string& id, std::size_t from = 0);
 
   /// Waits until the batch has ended (its `finished` is set); fails the test with the daemons'

@@ -1,6 +1,6 @@
-// A poison job in a pool shared through Redis (CONTRACT §10): a job that crashes every daemon
-// that runs it is given up once it has been delivered more than max_crashes + 1 times, with a
-// `failed` result "crashed N times", and the batch still ends.
+// A poison job in a pool shared through Redis (docs/several-machines.md): a job that crashes every
+// daemon that runs it is given up once it has been delivered more than max_crashes + 1 times, with
+// a `failed` result "crashed N times", and the batch still ends.
 
 #include "tests/integration/redis_cluster/cluster_support.hpp"
 
@@ -140,8 +140,8 @@ TEST_CASE("redis cluster: a poison job taken over from daemon to daemon is given
 
 // The delivery count counts reads, not runs: entries delivered before (a crashed daemon's own
 // pending ones, or a silent consumer's) are taken one at a time, each alone at start-up, so that
-// only the job that was running is charged with a crash (contract §6: every other job runs
-// normally). Same scenario as above.
+// only the job that was running is charged with a crash (docs/reference.md#poison-jobs: every other
+// job runs normally). Same scenario as above.
 TEST_CASE("redis cluster: jobs queued beside a poison job are not given up with it",
           "[integration][redis][cluster]") {
   if (!have_redis_server()) {

@@ -1,7 +1,7 @@
-// Three baristad processes share one pool through Redis (CONTRACT §10): the work is spread over
-// them, each job gets exactly one result, and a daemon that dies leaves its pending jobs to the
-// others (after claim_after) or, when it comes back under the same consumer name, runs them
-// itself before anything else.
+// Three baristad processes share one pool through Redis (docs/several-machines.md): the work is
+// spread over them, each job gets exactly one result, and a daemon that dies leaves its pending
+// jobs to the others (after claim_after) or, when it comes back under the same consumer name, runs
+// them itself before anything else.
 
 #include "tests/integration/redis_cluster/cluster_support.hpp"
 

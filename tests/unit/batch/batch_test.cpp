@@ -45,7 +45,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 }
 }  // namespace
 
-TEST_CASE("result lines carry the contract's keys", "[batch][ledger]") {
+TEST_CASE("result lines carry the documented keys", "[batch][ledger]") {
   TempDir dir;
   auto info = make_info(dir, false);
   Batch b(info);

@@ -31,7 +31,7 @@ TEST_CASE("an empty config file means every default and no pools", "[config]") {
   CHECK(parse_config("pools: {}\n", "b.yaml").pools.empty());
 }
 
-TEST_CASE("a pool with only a plugin gets the contract's defaults", "[config]") {
+TEST_CASE("a pool with only a plugin gets the documented defaults", "[config]") {
   auto cfg = parse_config("pools:\n  scrape:\n    plugin: echo\n", "test.yaml");
   REQUIRE(cfg.pools.size() == 1);
   const auto& pool = cfg.pools[0];
@@ -58,7 +58,7 @@ TEST_CASE("a pool with only a plugin gets the contract's defaults", "[config]") 
   CHECK(cfg.find_pool("other") == nullptr);
 }
 
-TEST_CASE("every key of the contract is read", "[config]") {
+TEST_CASE("every documented key is read", "[config]") {
   constexpr std::string_view kText = R"(spool: /srv/spool
 control_socket: /srv/run/b.sock
 plugin_path: [/opt/p1, /opt/p2]

@@ -303,7 +303,7 @@ TEST_CASE("begin_batch: a taken id gets -2, -3 appended", "[redis]") {
   CHECK_FALSE(a.batch("jobs-4").has_value());
 }
 
-TEST_CASE("summary_json: the contract's summary.json of a Redis batch", "[redis]") {
+TEST_CASE("summary_json: the documented summary.json of a Redis batch", "[redis]") {
   if (!have_redis_server()) {
     return;
   }
