@@ -3,6 +3,8 @@
 #include "daemon/batch/line_reader.hpp"
 #include "daemon/common/fs.hpp"
 #include "daemon/config/config_diff.hpp"
+#include "daemon/pool/intake.hpp"
+#include "daemon/pool/tuning.hpp"
 #include "daemon/pool/worker.hpp"
 
 #include <fcntl.h>
@@ -19,40 +21,16 @@ namespace barista::pool {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// A chunk is sized so that running it takes about this long: large enough that the queue is
-// touched rarely when jobs are tiny, small enough that slow jobs still spread over all workers.
-constexpr std::int64_t kChunkTargetNs = 1'000'000;
-// And never more jobs than this, nor more than queue / (2 × workers) (apply_queue_settings). With
-// tiny jobs and four workers on two cores, 64 made a 1,000,000-job batch cost 60% more sleeps
-// and wake-ups than 256 (9,900 against 6,200 voluntary context switches).
-constexpr std::size_t kMaxChunkJobs = 256;
-constexpr std::size_t kMaxChunkBytes = 256 * 1024;
-// Batches read at once, round-robin, by a pool's feeder; the others wait their turn.
-constexpr std::size_t kMaxOpenBatches = 4;
-constexpr auto kMonitorTick = std::chrono::milliseconds(50);
-constexpr auto kAbandonGrace = std::chrono::seconds(1);
-// Batches claimed ahead of the workers at most; more wait in the inbox. Each claimed batch
-// holds a descriptor and some memory: a flood of files must not take them all.
-constexpr std::size_t kMaxClaimed = 1024;
-// While results cannot be written, how often writing and claiming are tried again.
-constexpr auto kStorageRetry = std::chrono::seconds(1);
+using namespace tuning;
 
 }  // namespace
-
-struct Pool::OpenBatch {
-  std::shared_ptr<batch::Batch> batch;
-  std::unique_ptr<batch::LineReader> reader;
-  std::unique_ptr<batch::JobParser> parser;
-  std::unordered_map<std::string, std::uint32_t> recorded;
-  batch::CrashRecords crashes;
-};
 
 Pool::Pool(config::PoolConfig config, std::shared_ptr<const plugin::PluginLibrary> library,
            const std::filesystem::path& spool, std::shared_ptr<batch::RunningJobs> running)
     : name_(config.name),
       spool_(spool, config.name),
       running_(std::move(running)),
+      intake_(std::make_unique<Intake>()),
       redis_(config.redis.has_value()) {
   fresh_processors_ = make_processors(config, *library);
   auto settings = std::make_shared<PoolSettings>();
@@ -63,6 +41,8 @@ Pool::Pool(config::PoolConfig config, std::shared_ptr<const plugin::PluginLibrar
   settings->library = std::move(library);
   settings->config = std::move(config);
   apply_queue_settings(settings->config);
+  intake_->generation = settings->generation;
+  intake_->max_job_bytes = settings->config.max_job_bytes;
   settings_ = std::move(settings);
   spool_.ensure();
 }
@@ -88,10 +68,16 @@ std::vector<plugin::ProcessorHandle> Pool::make_processors(const config::PoolCon
 
 void Pool::apply_queue_settings(const config::PoolConfig& config) {
   const auto workers = static_cast<std::size_t>(config.workers);
-  max_chunk_ = std::clamp<std::size_t>(config.queue / (2 * workers), 1, kMaxChunkJobs);
-  // Capacity in chunks, so that about `queue` jobs wait at most (and every worker has one).
-  // Called by the feeder only (or before it starts): only push() reads the capacity.
-  const auto capacity = std::max(workers, (config.queue + max_chunk_ - 1) / max_chunk_);
+  // A chunk holds half the queue at most, so that one queued behind another finds room.
+  max_chunk_ = std::clamp<std::size_t>(config.queue / 2, 1, kMaxChunkJobs);
+  queue_jobs_ = config.queue;
+  // Capacity in chunks: every worker can have one waiting, and `queue` jobs fit in chunks of
+  // `queue / (2 × workers)`, so that slow jobs (a chunk each) are not read far ahead of the
+  // workers. The readers stop at `queue` jobs too, whatever the chunks. Called by the reader
+  // only (or before anything is read): only push() and the reader read it.
+  const auto spread = std::clamp<std::size_t>(config.queue / (2 * workers), 1, kMaxChunkJobs);
+  const auto capacity = std::max(workers, (config.queue + spread - 1) / spread);
+  queue_chunks_ = static_cast<std::ptrdiff_t>(capacity);
   queue_.set_capacity(static_cast<std::ptrdiff_t>(capacity));
   refill_at_.store(static_cast<std::ptrdiff_t>(capacity / 2), std::memory_order_relaxed);
 }
@@ -117,6 +103,7 @@ void Pool::release() {
     released_ = true;  // a start() that comes after does not hold it again
   }
   feeder_cv_.notify_all();
+  idle_.wake_all();  // workers read what waited
 }
 
 void Pool::start(bool hold) {
@@ -132,7 +119,6 @@ void Pool::start(bool hold) {
     feeder_ = std::thread([this] { redis_feeder_loop(); });
     listener_ = std::thread([this] { cancel_listener_loop(); });
   } else {
-    feeder_ = std::thread([this] { feeder_loop(); });
     claimer_ = std::thread([this] { claimer_loop(); });
   }
   monitor_ = std::thread([this] { monitor_loop(); });
@@ -201,122 +187,9 @@ void Pool::add_batch(std::shared_ptr<batch::Batch> batch,
     std::lock_guard lock(mutex_);
     active_.push_back(batch);
     waiting_.push_back({std::move(batch), std::move(recorded), std::move(crashes)});
+    readable_.store(true, std::memory_order_release);
   }
-  feeder_cv_.notify_one();
-}
-
-std::optional<std::string> Pool::claim(std::string_view name) {
-  std::lock_guard lock(claim_mutex_);
-  return claim_locked(spool_.inbox() / std::string(name), name);
-}
-
-std::optional<std::string> Pool::claim_locked(const std::filesystem::path& source,
-                                              std::string_view name, bool submitted) {
-  if (redis_) {
-    if (name.starts_with('.')) {
-      return std::nullopt;  // ignored in every inbox (a submission's temp file among them)
-    }
-    // A Redis pool's jobs live in its stream: `barista submit` puts them there.
-    spdlog::warn(
-        "pool '{}': inbox/{} is not read: the pool takes its jobs from redis (use "
-        "barista submit)",
-        name_, name);
-    return std::nullopt;
-  }
-  if (storage_failing_.load()) {
-    return std::nullopt;  // it waits in the inbox: claimed when results can be written again
-  }
-  if (!submitted) {
-    std::lock_guard lock(mutex_);
-    if (active_.size() >= kMaxClaimed) {
-      // Enough batches are claimed ahead of the workers: this one waits in the inbox, durable
-      // as it is, and the claimer thread takes it when some of them have ended.
-      inbox_backlog_ = true;
-      return std::nullopt;
-    }
-  }
-  const bool cancel_all = settings()->config.on_error == config::OnError::kCancelAll;
-  std::optional<batch::Batch::Info> info;
-  try {
-    info = submitted ? spool_.claim(source, name, cancel_all) : spool_.claim(name, cancel_all);
-  } catch (const std::system_error& e) {
-    if (e.code() == std::errc::no_space_on_device) {
-      note_write_failure(e.code().message());
-    }
-    throw;
-  }
-  if (!info) {
-    return std::nullopt;
-  }
-  info->counters = counters_;
-  std::string id = info->id;
-  std::shared_ptr<batch::Batch> b;
-  try {
-    b = std::make_shared<batch::Batch>(*info);
-  } catch (const std::system_error& e) {
-    spool_.unclaim(*info, source);
-    if (e.code() == std::errc::no_space_on_device) {
-      note_write_failure(e.code().message());
-    }
-    throw;
-  }
-  if (!submitted) {
-    spdlog::info("pool '{}': batch '{}' claimed from inbox/{}", name_, id, name);
-  }
-  add_batch(std::move(b));
-  return id;
-}
-
-std::string Pool::accept_submission(const std::filesystem::path& tmp, std::string_view name) {
-  std::lock_guard lock(claim_mutex_);
-  if (storage_failing_.load()) {
-    throw std::runtime_error(fmt::format(
-        "pool '{}' cannot write results now (is the disk full?): try again later", name_));
-  }
-  // Straight from the temp file to active/ID/: the claim's two folder syncs make the new name
-  // durable, so the batch skips the inbox (and the inbox's sync) on its way.
-  auto id = claim_locked(tmp, name, /*submitted=*/true);
-  if (!id) {
-    throw std::runtime_error("the submitted batch vanished before it was claimed");
-  }
-  return *id;
-}
-
-std::shared_ptr<const PoolSettings> Pool::settings() const {
-  std::lock_guard lock(mutex_);
-  return settings_;
-}
-
-void Pool::recover() {
-  if (const auto n = spool_.remove_abandoned_submissions(); n > 0) {
-    spdlog::warn(
-        "pool '{}': removed {} partly uploaded submission(s) of a daemon that stopped "
-        "while receiving them (their clients were never given a batch id)",
-        name_, n);
-  }
-  if (redis_) {
-    return;  // its unfinished jobs are pending in Redis
-  }
-  const bool cancel_all = settings()->config.on_error == config::OnError::kCancelAll;
-  std::lock_guard lock(claim_mutex_);
-  // A batch claimed or submitted since the pool started is running already: not resumed twice,
-  // and its live results file is not touched.
-  for (auto& r : spool_.recover(cancel_all,
-                                [&](const std::string& id) { return find_batch(id) != nullptr; })) {
-    spdlog::info("pool '{}': resuming batch '{}' ({} results already recorded)", name_, r.info.id,
-                 r.state.counts.total());
-    r.info.counters = counters_;
-    add_batch(std::make_shared<batch::Batch>(std::move(r.info), std::move(r.state)),
-              std::move(r.recorded), std::move(r.crashes));
-  }
-}
-
-std::size_t Pool::chunk_size() const {
-  const auto per_job = job_ns_.load(std::memory_order_relaxed);
-  if (per_job <= 0) {
-    return 1;  // nothing measured yet: hand out single jobs until we know
-  }
-  return std::clamp<std::size_t>(static_cast<std::size_t>(kChunkTargetNs / per_job), 1, max_chunk_);
+  idle_.notify();  // an idle worker reads it
 }
 
 JobChunk* Pool::take_free_chunk() {
@@ -332,73 +205,10 @@ void Pool::recycle(JobChunk* chunk) {
   free_chunks_.push(chunk);
 }
 
-void Pool::feeder_loop() {
-  std::vector<OpenBatch> open;
-  std::size_t turn = 0;
-  JobChunk* chunk = nullptr;
-  std::uint64_t generation = generation_.load();
-  try {
-    while (!stopping_.load(std::memory_order_acquire)) {
-      {
-        std::unique_lock lock(mutex_);
-        // Results cannot be written: no job starts, so none piles up in memory.
-        feeder_cv_.wait(lock, [&] { return stopping_.load() || !storage_failing_.load(); });
-        if (open.empty()) {
-          feeder_cv_.wait(lock, [&] { return stopping_.load() || (!held_ && !waiting_.empty()); });
-        }
-        if (stopping_.load()) {
-          break;
-        }
-        if (generation != settings_->generation) {
-          generation = settings_->generation;
-          apply_queue_settings(settings_->config);  // a reload changed `queue` or `workers`
-        }
-        const auto max_job_bytes = settings_->config.max_job_bytes;
-        while (open.size() < kMaxOpenBatches && !waiting_.empty()) {
-          auto w = std::move(waiting_.front());
-          waiting_.pop_front();
-          auto b = w.batch;
-          OpenBatch ob{b, nullptr, nullptr, std::move(w.recorded), std::move(w.crashes)};
-          std::string why;
-          const int fd = batch::open_batch_input(b->input_path(), why);
-          if (fd < 0) {
-            spdlog::error("batch '{}' (pool '{}'): cannot open its input {}: {}", b->id(), name_,
-                          b->input_path().string(), why);
-          } else {
-            ob.reader =
-                std::make_unique<batch::LineReader>(fd, max_job_bytes, simdjson::SIMDJSON_PADDING);
-            ob.parser = std::make_unique<batch::JobParser>(b->info().format, max_job_bytes);
-          }
-          open.push_back(std::move(ob));
-        }
-      }
-      if (open.empty()) {
-        continue;
-      }
-      turn %= open.size();
-      if (!feed_one(open[turn], chunk)) {
-        auto done = std::move(open[turn].batch);
-        open.erase(open.begin() + static_cast<std::ptrdiff_t>(turn));
-        done->mark_read_all();
-        if (done->release_pending()) {
-          finish_batch(done);
-        }
-      } else {
-        ++turn;
-      }
-    }
-  } catch (const tbb::user_abort&) {
-    // stop() aborted a blocked push: the chunk we were pushing is ours again.
-  }
-  if (chunk != nullptr) {
-    recycle(chunk);
-  }
-}
-
 void Pool::push(JobChunk* chunk) {
   for (;;) {
     if (stopping_.load()) {
-      throw tbb::user_abort();  // the feeder's callers end on it
+      throw tbb::user_abort();  // its callers end on it
     }
     // Sleeps while the queue is full: the pool's backpressure. stop() wakes it.
     if (queue_.try_push(chunk) ||
@@ -406,303 +216,6 @@ void Pool::push(JobChunk* chunk) {
       idle_.notify();  // a worker, if one waits for work
       return;
     }
-  }
-}
-
-bool Pool::feed_one(OpenBatch& open, JobChunk*& chunk) {
-  if (!open.reader) {
-    return false;
-  }
-  batch::Batch& b = *open.batch;
-  if (chunk == nullptr) {
-    chunk = take_free_chunk();
-  }
-  const std::size_t want = chunk_size();
-  const auto max_crashes = settings()->config.max_crashes;
-  bool more = true;
-  batch::Line line;
-  // Jobs read, added to the batch's count once per chunk rather than once each (an atomic
-  // add), and before any result is recorded, so that the count never trails the results.
-  std::uint64_t jobs_read = 0;
-  const auto count_read = [&] {
-    if (jobs_read > 0) {
-      b.add_jobs_read(std::exchange(jobs_read, 0));
-    }
-  };
-  while (chunk->size() < want && chunk->arena.size() < kMaxChunkBytes) {
-    try {
-      if (!open.reader->next(line)) {
-        more = false;
-        break;
-      }
-    } catch (const std::exception& e) {
-      spdlog::error(
-          "batch '{}' (pool '{}'): reading its input failed after line {}: {}; the rest "
-          "of the file is not read",
-          b.id(), name_, line.number, e.what());
-      more = false;
-      break;
-    }
-    auto parsed = open.parser->parse(line);
-    if (parsed.skip) {
-      continue;
-    }
-    if (!open.recorded.empty()) {
-      auto it = open.recorded.find(std::string(parsed.id));
-      if (it != open.recorded.end()) {
-        if (--it->second == 0) {
-          open.recorded.erase(it);
-        }
-        continue;  // it has its result from an earlier run
-      }
-    }
-    ++jobs_read;
-    if (!open.crashes.empty()) {
-      if (auto it = open.crashes.find(line.number);
-          it != open.crashes.end() && it->second.given_up(max_crashes)) {
-        const auto crashes = it->second.crashes;
-        spdlog::error("batch '{}' (pool '{}'): job '{}' crashed the daemon {} times: not run again",
-                      b.id(), name_, parsed.id, crashes);
-        count_read();
-        b.record(parsed.id, batch::JobStatus::kFailed, static_cast<int>(crashes), 0.0,
-                 fmt::format("crashed the daemon {} times", crashes));
-        continue;
-      }
-    }
-    if (!parsed.valid) {
-      count_read();
-      b.record(parsed.id, batch::JobStatus::kInvalid, 0, 0.0, parsed.error);
-      continue;
-    }
-    if (b.cancelled()) {
-      count_read();
-      b.record(parsed.id, batch::JobStatus::kCancelled, 0, 0.0,
-               "batch cancelled before the job started");
-      continue;
-    }
-    chunk->add(parsed.id, parsed.payload, line.number);
-  }
-  count_read();
-  if (chunk->size() > 0) {
-    chunk->batch = open.batch;
-    b.add_pending(chunk->size());
-    queued_.fetch_add(chunk->size(), std::memory_order_relaxed);
-    push(chunk);
-    chunk = nullptr;
-  }
-  return more;
-}
-
-void Pool::finish_batch(const std::shared_ptr<batch::Batch>& b) {
-  try {
-    b->finish();
-  } catch (const std::exception& e) {
-    // Its summary is not written: the housekeeping tries again once results can be written.
-    spdlog::error("batch '{}' (pool '{}'): cannot finish: {}", b->id(), name_, e.what());
-    note_write_failure(e.what());  // retried with the rest once writing works again
-    std::lock_guard lock(mutex_);
-    unfinished_.push_back(b);
-    return;
-  }
-  std::lock_guard lock(mutex_);
-  std::erase(active_, b);
-  if (inbox_backlog_ && active_.size() < kMaxClaimed / 2) {
-    claimer_cv_.notify_one();
-  }
-}
-
-void Pool::claimer_loop() {
-  std::unique_lock lock(mutex_);
-  while (!stopping_.load()) {
-    const auto room = [&] { return inbox_backlog_ && active_.size() < kMaxClaimed / 2; };
-    claimer_cv_.wait(lock, [&] { return stopping_.load() || room(); });
-    if (stopping_.load()) {
-      break;
-    }
-    const auto limit = kMaxClaimed - active_.size();
-    lock.unlock();
-    claim_from_inbox(limit);
-    lock.lock();
-  }
-}
-
-void Pool::note_write_failure(const std::string& why) {
-  last_failure_ns_.store(Clock::now().time_since_epoch().count());
-  if (!storage_failing_.exchange(true)) {
-    spdlog::error(
-        "pool '{}': cannot write results ({}): no new job starts and no batch is claimed until "
-        "they can be written",
-        name_, why);
-  }
-}
-
-void Pool::note_write_success() {
-  if (!storage_failing_.exchange(false)) {
-    return;
-  }
-  spdlog::info("pool '{}': results can be written again: resuming", name_);
-  feeder_cv_.notify_all();
-  std::vector<std::shared_ptr<batch::Batch>> retry;
-  {
-    std::lock_guard lock(mutex_);
-    retry.swap(unfinished_);
-  }
-  for (const auto& b : retry) {
-    finish_batch(b);
-  }
-  claim_from_inbox();  // batches that arrived meanwhile stayed there
-}
-
-void Pool::claim_from_inbox(std::size_t limit) {
-  {
-    std::lock_guard lock(mutex_);
-    inbox_backlog_ = false;
-  }
-  std::error_code ec;
-  std::size_t claimed = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(spool_.inbox(), ec)) {
-    const auto name = entry.path().filename().string();
-    if (name.starts_with('.')) {
-      continue;
-    }
-    if (++claimed > limit) {
-      std::lock_guard lock(mutex_);
-      inbox_backlog_ = true;  // the rest at the next look
-      return;
-    }
-    try {
-      claim(name);
-    } catch (const std::exception& e) {
-      spdlog::error("pool '{}': cannot claim inbox/{}: {}", name_, name, e.what());
-    }
-    std::lock_guard lock(mutex_);
-    if (inbox_backlog_ || storage_failing_.load()) {
-      return;  // full again: the next look goes on
-    }
-  }
-}
-
-void Pool::monitor_loop() {
-  std::unique_lock lock(monitor_mutex_);
-  last_tick_ns_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
-  while (!monitor_cv_.wait_for(lock, kMonitorTick, [&] { return stopping_.load(); })) {
-    last_tick_ns_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
-    std::vector<std::shared_ptr<batch::Batch>> batches;
-    {
-      std::lock_guard pool_lock(mutex_);
-      batches = active_;
-    }
-    // Group commit: one fsync per batch per tick, however many results arrived.
-    std::string failure;
-    for (const auto& b : batches) {
-      if (!b->flush(true) && failure.empty()) {
-        failure = b->write_error();
-      }
-    }
-    if (!failure.empty()) {
-      note_write_failure(failure);
-    } else if (storage_failing_.load() &&
-               Clock::now().time_since_epoch().count() - last_failure_ns_.load() >
-                   std::chrono::nanoseconds(kStorageRetry).count()) {
-      note_write_success();
-    }
-    check_stuck_workers();
-    std::lock_guard pool_lock(mutex_);
-    if (retire_ > 0) {
-      idle_.wake_all();  // a worker that is to leave may have been busy at the first wake-up
-    }
-  }
-}
-
-void Pool::check_stuck_workers() {
-  const auto now = Clock::now();
-  const auto limit = (now - kAbandonGrace).time_since_epoch().count();
-  std::vector<std::shared_ptr<batch::Batch>> to_finish;  // finished outside the lock
-  std::unique_lock lock(mutex_);
-  for (auto& worker : workers_) {
-    if (worker->state.load(std::memory_order_acquire) != Worker::kRunning ||
-        worker->deadline_ns.load(std::memory_order_relaxed) >= limit) {
-      continue;
-    }
-    int expected = Worker::kRunning;
-    if (!worker->state.compare_exchange_strong(expected, Worker::kAbandoned,
-                                               std::memory_order_acq_rel)) {
-      continue;  // it returned just now
-    }
-    // From here on the stuck thread writes nothing of its own: what it published before it
-    // started the attempt is ours to read.
-    JobChunk* chunk = worker->chunk;
-    abandoned_.fetch_add(1, std::memory_order_relaxed);
-    auto b = chunk->batch;  // null for a Redis pool's chunk
-    // The results of the chunk's jobs that ended before this one.
-    const auto earlier = worker->results.size();
-    if (b) {
-      b->commit(worker->results);
-    }
-    const std::string id(chunk->id(worker->index));
-    spdlog::error(
-        "pool '{}': job '{}' of batch '{}' overran its deadline by more than {} s: worker "
-        "abandoned and replaced",
-        name_, id, chunk->owner().id(), kAbandonGrace.count());
-    // The jobs of the chunk not yet started go to the replacement worker, copied: the stuck
-    // thread may still read its own job from the old chunk.
-    JobChunk* rest = nullptr;
-    if (chunk->next < chunk->size()) {
-      rest = take_free_chunk();
-      rest->batch = b;
-      rest->remote = chunk->remote;
-      for (std::size_t i = chunk->next; i < chunk->size(); ++i) {
-        rest->add(chunk->id(i), chunk->payload(i), chunk->line(i), chunk->tag(i));
-      }
-      queued_.fetch_add(rest->size(), std::memory_order_relaxed);  // waiting again
-    }
-    const double ms = std::chrono::duration<double, std::milli>(now - worker->first_start).count();
-    const auto timeout_ms = worker->settings->config.timeout.value_or(std::chrono::milliseconds(0));
-    const auto why = fmt::format(
-        "deadline of {} ms exceeded; the processor did not return within {} s after it and its "
-        "worker was abandoned",
-        timeout_ms.count(), kAbandonGrace.count());
-    if (b) {
-      b->record(id, batch::JobStatus::kTimeout, worker->attempt, ms, why);
-    } else {
-      // One try: when Redis is down the entry stays pending and is taken over later.
-      record_remote(monitor_recorder_, *chunk,
-                    {{worker->index, batch::JobStatus::kTimeout, worker->attempt, ms, why}},
-                    /*retry=*/false);
-    }
-    if (chunk->shared_owners.fetch_add(1, std::memory_order_acq_rel) == 1) {
-      delete chunk;  // the stuck thread has returned and let go already
-    }
-    worker->thread.detach();
-    --workers_running_;
-    try {
-      worker =
-          make_worker_locked(settings_->library->create(settings_->config.plugin_config), rest);
-    } catch (const std::exception& e) {
-      spdlog::error("pool '{}': cannot create a processor for a replacement worker: {}", name_,
-                    e.what());
-      if (rest != nullptr) {
-        queued_.fetch_sub(rest->size(), std::memory_order_relaxed);
-        if (b) {
-          for (std::size_t i = 0; i < rest->size(); ++i) {
-            b->record(rest->id(i), batch::JobStatus::kFailed, 0, 0.0,
-                      fmt::format("no worker could take the job: {}", e.what()));
-          }
-        }
-        const auto n = rest->size();
-        recycle(rest);  // a Redis pool's entries stay pending: taken over later
-        if (b && b->release_pending(n)) {
-          to_finish.push_back(b);
-        }
-      }
-    }
-    if (b && b->release_pending(earlier + 1)) {
-      to_finish.push_back(b);
-    }
-  }
-  lock.unlock();
-  for (const auto& b : to_finish) {
-    finish_batch(b);
   }
 }
 
@@ -714,7 +227,7 @@ void Pool::stop(std::chrono::milliseconds timeout) {
                timeout.count());
   feeder_cv_.notify_all();
   monitor_cv_.notify_all();
-  space_.wake_all();  // a feeder waiting for room in the queue
+  space_.wake_all();  // a pusher waiting for room in the queue
   idle_.wake_all();   // workers waiting for work
   if (feeder_.joinable()) {
     feeder_.join();
@@ -735,8 +248,13 @@ void Pool::stop(std::chrono::milliseconds timeout) {
   JobChunk* chunk = nullptr;
   while (queue_.try_pop(chunk)) {
     if (chunk != nullptr) {
-      queued_.fetch_sub(chunk->size(), std::memory_order_relaxed);
-      recycle(chunk);  // no result yet: these jobs run after the next start
+      recycle_unread(chunk);  // no result yet: these jobs run after the next start
+    }
+  }
+  {
+    std::lock_guard intake(intake_->mutex);
+    if (auto* spare = std::exchange(intake_->spare, nullptr)) {
+      recycle_unread(spare);
     }
   }
   // Wake idle workers until every one has seen stopping_ (one may start waiting just after a

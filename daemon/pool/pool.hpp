@@ -65,13 +65,15 @@ struct PoolSettings {
   std::uint64_t processors_generation = 0;
 };
 
-/// A named pool: a bounded queue of job chunks fed from the pool's batches by one reader thread,
-/// drained by a fixed number of workers, each with its own processor.
+/// A named pool: a bounded queue of job chunks, drained by a fixed number of workers, each with
+/// its own processor, and fed from the pool's batches by the workers themselves (a worker that
+/// finds the queue empty reads: intake.cpp) or, for a pool shared through Redis, by a thread that
+/// reads the stream.
 ///
-///   batches -> feeder (reads, parses, chunks) -> tbb::concurrent_bounded_queue -> workers
+///   batches -> worker that reads (parses, chunks) -> tbb::concurrent_bounded_queue -> workers
 ///
-/// The queue's capacity bounds memory: the feeder blocks when it is full, so a batch of any size
-/// is never held in memory.
+/// The queue bounds memory: no more than `queue` jobs are read ahead of the workers (plus the
+/// chunk each worker holds), so a batch of any size is never held in memory.
 class Pool {
  public:
   /// Creates one processor per worker with the plugin's factory (which may throw: the pool is
@@ -87,10 +89,10 @@ class Pool {
   static std::vector<plugin::ProcessorHandle> make_processors(const config::PoolConfig& config,
                                                               const plugin::PluginLibrary& library);
 
-  /// Starts the workers and the housekeeping; the feeder too, unless `hold`: then no batch is
-  /// read until release() (run_suspects() may run jobs meanwhile).
+  /// Starts the workers and the housekeeping. With `hold`, no batch is read until release()
+  /// (run_suspects() may run jobs meanwhile).
   void start(bool hold = false);
-  /// Lets a held feeder start reading batches.
+  /// Lets a held pool start reading batches.
   void release();
 
   /// Runs the jobs that were in flight when the daemon crashed (the recovered batches' crash
@@ -149,9 +151,22 @@ class Pool {
   };
   friend struct Worker;
 
-  // feeder
-  void feeder_loop();
-  bool feed_one(OpenBatch& open, JobChunk*& chunk);
+  // intake (intake.cpp): a spool pool's batches are read by the workers themselves
+  struct Intake;
+  /// Called by a worker that found the queue empty: reads a chunk for it and refills the queue.
+  /// Null when there is nothing to read, or another worker is reading.
+  JobChunk* read_for_worker();
+  /// There is input to read, and nothing forbids reading it now.
+  [[nodiscard]] bool may_read() const noexcept;
+  /// may_read(), and no worker is reading: an idle worker should read.
+  [[nodiscard]] bool someone_may_read() const noexcept;
+  /// Moves waiting batches to the open ones, and sizes the queue after a reload. Intake lock.
+  void open_waiting_batches();
+  /// The next chunk of the open batches, round-robin; null when they have none now. Intake lock.
+  JobChunk* read_chunk(std::vector<std::shared_ptr<batch::Batch>>& read_through);
+  /// Fills `chunk` from `open`; false once its input is read through.
+  bool feed_one(OpenBatch& open, JobChunk& chunk);
+  void recycle_unread(JobChunk* chunk);
   /// Puts a chunk in the queue, sleeping while it is full. Throws tbb::user_abort when stopping.
   void push(JobChunk* chunk);
   [[nodiscard]] std::size_t chunk_size() const;
@@ -221,12 +236,17 @@ class Pool {
   std::shared_ptr<batch::RunningJobs> running_;
   std::shared_ptr<batch::JobCounters> counters_ = std::make_shared<batch::JobCounters>();
   std::atomic<std::uint64_t> generation_{1};
-  std::size_t max_chunk_ = 1;  // feeder thread only
+  std::size_t max_chunk_ = 1;        // the reader's (intake lock, or a Redis pool's feeder)
+  std::uint64_t queue_jobs_ = 1;     // `queue`: jobs the reader queues at most (the same)
+  std::ptrdiff_t queue_chunks_ = 1;  // the queue's capacity in chunks (the same)
+  std::unique_ptr<Intake> intake_;
+  std::atomic<bool> readable_{false};  // batches wait to be read (raised by add_batch)
+  std::atomic<bool> reading_{false};   // a worker holds the intake lock
 
   tbb::concurrent_bounded_queue<JobChunk*> queue_;  // only its non-blocking calls are used
   Sleepers idle_;                                   // workers waiting for a chunk
-  Sleepers space_;                                  // the feeder waiting for room in the queue
-  /// A feeder waiting for room is woken when the queue is down to this many chunks (half its
+  Sleepers space_;  // a pusher (Redis feeder, run_alone) waiting for room in the queue
+  /// A pusher waiting for room is woken when the queue is down to this many chunks (half its
   /// capacity), so that it refills it in one go instead of waking for each chunk taken.
   std::atomic<std::ptrdiff_t> refill_at_{0};
   tbb::concurrent_queue<JobChunk*> free_chunks_;
@@ -238,7 +258,7 @@ class Pool {
   std::vector<plugin::ProcessorHandle> fresh_processors_;  // made by the last reload, not yet used
   std::condition_variable feeder_cv_;
   std::deque<Waiting> waiting_;
-  bool held_ = false;  // the feeder waits for release()
+  std::atomic<bool> held_{false};  // nothing is read until release()
   bool released_ = false;
   bool inbox_backlog_ = false;  // files left in the inbox because enough batches are claimed
   std::vector<std::shared_ptr<batch::Batch>> active_;
@@ -258,7 +278,7 @@ class Pool {
   std::vector<std::shared_ptr<batch::Batch>> unfinished_;  // guarded by mutex_
   std::atomic<std::uint64_t> abandoned_{0};
 
-  std::thread feeder_;
+  std::thread feeder_;  // a Redis pool's
   std::thread monitor_;
   std::thread claimer_;  // claims what waited in the inbox once claimed batches have ended
 

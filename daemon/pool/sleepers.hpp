@@ -7,12 +7,12 @@
 
 namespace barista::pool {
 
-/// Where threads that wait on the pool's queue sleep: idle workers until a chunk is pushed, the
-/// feeder until a chunk is popped from a full queue. The queue's own blocking pop and push spin
-/// before they sleep (pause instructions, then up to 32 sched_yield calls); with the feeder and
-/// the workers sharing two cores, that spinning took CPU time from the very threads it waited
-/// for. Here a waiter tries once more under the lock and sleeps at once; the other side takes
-/// the (rarely contended) lock once per chunk and signals only when someone waits.
+/// Where threads that wait on the pool's queue sleep: idle workers until a chunk is pushed (or
+/// they may read), a pusher until a chunk is popped from a full queue. The queue's own blocking
+/// pop and push spin before they sleep (pause instructions, then up to 32 sched_yield calls);
+/// with the readers and the workers sharing two cores, that spinning took CPU time from the very
+/// threads it waited for. Here a waiter tries once more under the lock and sleeps at once; the
+/// other side takes the (rarely contended) lock once per chunk and signals only when someone waits.
 ///
 ///   waiter:  wait_until(try_to_get_it)      other side:  make it available; notify()
 class Sleepers {

@@ -35,7 +35,7 @@ bool Pool::run_alone(const std::shared_ptr<batch::Batch>& b, std::string_view id
   JobChunk* chunk = take_free_chunk();
   chunk->add(id, payload, line);
   chunk->batch = b;
-  b->add_jobs_read(1);  // the feeder skips it later as recorded, without counting it
+  b->add_jobs_read(1);  // the intake skips it later as recorded, without counting it
   b->add_pending(1);
   queued_.fetch_add(1, std::memory_order_relaxed);
   try {
@@ -72,7 +72,7 @@ std::size_t Pool::run_suspects() {
   for (auto& entry : todo) {
     const auto& b = entry.first;  // named, not a structured binding: lambdas below capture it
     auto& lines = entry.second;
-    // The batch's results so far, as the feeder will see them (mutex_ held).
+    // The batch's results so far, as the intake will see them (mutex_ held).
     const auto recorded_of = [&]() -> std::unordered_map<std::string, std::uint32_t>* {
       auto w = std::find_if(waiting_.begin(), waiting_.end(),
                             [&](const Waiting& x) { return x.batch == b; });
@@ -81,7 +81,7 @@ std::size_t Pool::run_suspects() {
     std::string why;
     const int fd = batch::open_batch_input(b->input_path(), why);
     if (fd < 0) {
-      continue;  // the feeder reports it
+      continue;  // the intake reports it
     }
     spdlog::warn(
         "batch '{}' (pool '{}'): {} jobs were running when baristad last stopped unexpectedly: "
@@ -97,14 +97,14 @@ std::size_t Pool::run_suspects() {
         }
         auto parsed = parser.parse(line);
         if (parsed.skip || !parsed.valid || b->cancelled()) {
-          continue;  // the feeder gives it its result as usual
+          continue;  // the intake gives it its result as usual
         }
         const std::string id(parsed.id);
         {
           std::lock_guard lock(mutex_);
           const auto* recorded = recorded_of();
           if (recorded == nullptr || recorded->contains(id)) {
-            continue;  // the feeder has it already, or it has its result
+            continue;  // the intake has it already, or it has its result
           }
         }
         if (!run_alone(b, id, parsed.payload, line.number)) {
@@ -113,7 +113,7 @@ std::size_t Pool::run_suspects() {
         ++ran;
         std::lock_guard lock(mutex_);
         if (auto* recorded = recorded_of()) {
-          ++(*recorded)[id];  // so that the feeder does not run it again
+          ++(*recorded)[id];  // so that the intake does not run it again
         }
       }
     } catch (const std::exception& e) {

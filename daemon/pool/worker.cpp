@@ -1,6 +1,8 @@
 // The worker side of a pool: running jobs, with retries, deadlines, rate and cancellation.
 #include "daemon/pool/worker.hpp"
 
+#include "daemon/pool/tuning.hpp"
+
 #include <algorithm>
 #include <thread>
 
@@ -13,9 +15,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using batch::JobStatus;
 
-/// How long an idle worker sleeps before it looks at its pool again unwoken: a safety net only,
-/// every change it must see (work, a stop, a retirement) wakes it.
-constexpr auto kIdleRecheck = std::chrono::milliseconds(100);
+using tuning::kIdleRecheck;
 
 // Milliseconds from `start` to now; `now` becomes now (the next job's start: one clock read a job).
 double ms_since(Clock::time_point start, Clock::time_point& now) {
@@ -89,12 +89,23 @@ void Pool::adopt_settings(Worker& self) {
 }
 
 bool Pool::take(JobChunk*& chunk) {
-  const bool got = queue_.try_pop(chunk) ||
-                   idle_.wait_until([&] { return queue_.try_pop(chunk); }, kIdleRecheck);
-  if (got && queue_.size() <= refill_at_.load(std::memory_order_relaxed)) {
-    space_.notify();  // the feeder, if it waits for room
+  if (!queue_.try_pop(chunk)) {
+    // The queue is empty: this worker reads (intake.cpp), unless another one does already.
+    chunk = read_for_worker();
+    if (chunk != nullptr) {
+      return true;
+    }
+    // Woken by a chunk queued, or when it may read.
+    if (!idle_.wait_until([&] { return queue_.try_pop(chunk) || someone_may_read(); },
+                          kIdleRecheck) ||
+        chunk == nullptr) {
+      return false;
+    }
   }
-  return got;
+  if (queue_.size() <= refill_at_.load(std::memory_order_relaxed)) {
+    space_.notify();  // a pusher, if it waits for room
+  }
+  return true;
 }
 
 void Pool::worker_loop(const std::shared_ptr<Worker>& self) {

@@ -36,7 +36,7 @@ std::string wanted_id(const std::string& name) {
   return stem.empty() ? name : stem;
 }
 
-// Reads a submitted batch file as the spool's feeder reads a batch
+// Reads a submitted batch file as a spool pool's intake reads a batch
 // (docs/reference.md#input-formats) and stores it in the pool's stream: its jobs as stream entries,
 // its invalid lines as their `invalid` results at once (through a Recorder: no stream entry stands
 // for them), so that every line still ends with exactly one result. Both go in groups, one round
