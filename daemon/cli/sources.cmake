@@ -38,7 +38,11 @@ set_target_properties(barista_yaml_cpp_static PROPERTIES
   IMPORTED_LOCATION "${BARISTA_YAML_CPP_STATIC}"
   INTERFACE_INCLUDE_DIRECTORIES "${_barista_yaml_cpp_include}")
 
-target_include_directories(barista PRIVATE "${PROJECT_SOURCE_DIR}")
+# The CLI sees the headers of its own folder and of the three it compiles sources of, no more.
+barista_layer_root(cli _barista_cli_root)
+target_include_directories(barista PRIVATE "${_barista_cli_root}" "${CMAKE_BINARY_DIR}/layers/common"
+                                           "${CMAKE_BINARY_DIR}/layers/control"
+                                           "${CMAKE_BINARY_DIR}/layers/config")
 target_link_libraries(barista PRIVATE
   barista_build_info barista_sdk barista_warnings CLI11::CLI11 fmt::fmt-header-only
   nlohmann_json::nlohmann_json barista_yaml_cpp_static)
