@@ -1,17 +1,18 @@
 #pragma once
 
+#include "daemon/control/exit_codes.hpp"
+
 #include <stdexcept>
 #include <string>
 
 namespace barista::cli {
 
-/// The exit codes the verbs give meaning to (docs/reference.md#exit-codes).
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1;     ///< some failure, unknown batch, rejected reload
-inline constexpr int kExitCancelled = 2;  ///< `submit --wait`: the batch was cancelled
-inline constexpr int kExitRefused = 3;    ///< refused, no daemon, unreadable input
-/// Usage errors exit with EX_USAGE (sysexits.h), apart from the codes the verbs use.
-inline constexpr int kExitUsage = 64;
+/// The exit codes the verbs give meaning to, shared with baristad's error replies.
+using control::kExitCancelled;
+using control::kExitFailed;
+using control::kExitOk;
+using control::kExitRefused;
+using control::kExitUsage;
 
 /// Ends the command: main() prints `barista: WHAT` on stderr and exits with `code`.
 class CliError : public std::runtime_error {

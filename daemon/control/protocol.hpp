@@ -24,8 +24,8 @@ namespace barista::control {
 ///   {"cmd":"results","batch":"ID","summary":false} -> {"ok":true}\n <results.jsonl bytes>
 ///   {"cmd":"wait","batch":"ID"}          -> {"progress":{...}}\n ... {"ok":true,"summary":{...}}
 ///
-/// An error is {"ok":false,"code":C,"error":"..."}: C is the CLI's exit code (1: unknown batch,
-/// rejected reload; 3: refused).
+/// An error is {"ok":false,"code":C,"error":"..."}: C is the CLI's exit code (exit_codes.hpp; 1:
+/// unknown batch, rejected reload; 3: refused).
 ///
 /// A submitted batch body travels in chunks: framing.hpp.
 inline constexpr std::size_t kMaxRequestBytes = 64 * 1024;

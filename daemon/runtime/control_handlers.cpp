@@ -1,6 +1,7 @@
 // The answers to control-socket requests (the `barista` CLI's verbs).
 #include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
+#include "daemon/control/exit_codes.hpp"
 #include "daemon/runtime/supervisor.hpp"
 
 #include <fcntl.h>
@@ -23,8 +24,8 @@ namespace fs = std::filesystem;
 /// A submission's bytes are handed to the disk in steps of this size as they arrive.
 constexpr std::uint64_t kWriteBehindBytes = 1024 * 1024;
 
-constexpr int kUnknown = 1;  // unknown batch, rejected reload
-constexpr int kRefused = 3;
+constexpr int kUnknown = control::kExitFailed;  // unknown batch, rejected reload
+constexpr int kRefused = control::kExitRefused;
 constexpr auto kProgressInterval = std::chrono::milliseconds(200);
 // How often a waiting client's handler looks whether the daemon is stopping.
 constexpr auto kStopCheck = std::chrono::milliseconds(50);

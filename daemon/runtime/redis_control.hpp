@@ -5,6 +5,7 @@
 
 #include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
+#include "daemon/control/exit_codes.hpp"
 #include "daemon/pool/pool.hpp"
 #include "daemon/redis/stream_store.hpp"
 
@@ -18,8 +19,8 @@
 namespace barista::runtime::redis_control {
 
 /// Exit codes of error replies, as for spool batches (docs/reference.md#exit-codes).
-inline constexpr int kUnknown = 1;
-inline constexpr int kRefused = 3;
+inline constexpr int kUnknown = control::kExitFailed;
+inline constexpr int kRefused = control::kExitRefused;
 /// Every connection a control request makes: connect, and each command after it.
 inline constexpr auto kRedisTimeout = std::chrono::milliseconds(2000);
 
