@@ -98,8 +98,9 @@ void Pool::check_stuck_workers() {
     if (b) {
       b->record(id, batch::JobStatus::kTimeout, worker->attempt, ms, why);
     } else {
-      // One try: when Redis is down the entry stays pending and is taken over later.
-      record_remote(monitor_recorder_, *chunk,
+      // One try: when Redis is down the entry stays pending and is taken over later. mutex_ is
+      // held: the settings are handed over (settings() would lock it again).
+      record_remote(*settings_, monitor_recorder_, *chunk,
                     {{worker->index, batch::JobStatus::kTimeout, worker->attempt, ms, why}},
                     /*retry=*/false);
     }

@@ -206,9 +206,10 @@ class Pool {
   [[nodiscard]] bool idle() const;
   /// Records results of a Redis chunk's jobs on `recorder` (connected when needed), in one
   /// round trip. With `retry`, tries until they are recorded or the pool stops (then their
-  /// entries stay pending in Redis and run again). False when not recorded.
-  bool record_remote(std::unique_ptr<redis::Recorder>& recorder, const JobChunk& chunk,
-                     const std::vector<RemoteResult>& results, bool retry);
+  /// entries stay pending in Redis and run again). False when not recorded. `settings`: the
+  /// pool's current ones, passed in because the monitor calls it holding mutex_.
+  bool record_remote(const PoolSettings& settings, std::unique_ptr<redis::Recorder>& recorder,
+                     const JobChunk& chunk, const std::vector<RemoteResult>& results, bool retry);
   /// Records the Redis results the worker gathered for `chunk`.
   void flush_remote(Worker& worker, const JobChunk& chunk);
   void note_redis_down(const std::string& why);

@@ -71,13 +71,13 @@ void Pool::note_redis_up() {
   }
 }
 
-bool Pool::record_remote(std::unique_ptr<redis::Recorder>& recorder, const JobChunk& chunk,
-                         const std::vector<RemoteResult>& results, bool retry) {
+bool Pool::record_remote(const PoolSettings& settings, std::unique_ptr<redis::Recorder>& recorder,
+                         const JobChunk& chunk, const std::vector<RemoteResult>& results,
+                         bool retry) {
   if (results.empty()) {
     return true;
   }
-  const auto settings = this->settings();
-  const auto& cfg = settings->config;
+  const auto& cfg = settings.config;
   std::vector<redis::Entry> entries(results.size());
   std::vector<std::string> lines(results.size());
   std::vector<redis::Recorder::Result> calls;

@@ -189,7 +189,7 @@ void Pool::record_result(Worker& self, JobChunk& chunk, std::size_t index, JobSt
 }
 
 void Pool::flush_remote(Worker& worker, const JobChunk& chunk) {
-  record_remote(worker.recorder, chunk, worker.remote_results, /*retry=*/true);
+  record_remote(*settings(), worker.recorder, chunk, worker.remote_results, /*retry=*/true);
   worker.remote_results.clear();
 }
 

@@ -367,5 +367,38 @@ TEST_CASE("redis pool: submit --wait runs a batch to the end through the stream"
   CHECK(field(some_out[1], "state") == R"("done")");
 }
 
+TEST_CASE("redis pool: a processor that ignores its deadline is abandoned and the pool goes on",
+          "[integration][redis][abandon]") {
+  if (!have_redis_server()) {
+    return;
+  }
+  // One worker: the job behind the stuck one runs only if a fresh worker replaces it, and the
+  // stuck job's `timeout` is recorded in Redis by the pool's housekeeping thread.
+  SharedPool s("fx_slow", 1, "    timeout: 200ms\n    config:\n      ms: 10s\n");
+  s.d.start();
+  const auto r = s.submit("stuck.txt", "ignore-deadline\nflaky-1\n", {"--wait"});
+  INFO(r.err << s.d.log_tail());
+  CHECK(r.exit_code == 1);
+  const auto out = lines_of(r.out);
+  REQUIRE(out.size() == 2);
+  CHECK(field(out[1], "timeout") == "1");
+  CHECK(field(out[1], "ok") == "1");
+  const auto ids = by_id([&] {
+    std::vector<JobResult> results;
+    for (const auto& line : lines_of(s.barista({"results", "stuck"}).out)) {
+      results.push_back(parse_result_line(line));
+    }
+    return results;
+  }());
+  REQUIRE(ids.size() == 2);
+  CHECK(ids.at("1").status == "timeout");
+  CHECK(ids.at("2").status == "ok");
+  // The daemon still answers while the abandoned processor sleeps on.
+  const auto status = s.barista({"status"});
+  INFO(status.out);
+  CHECK(status.exit_code == 0);
+  CHECK(status.out.find("ABANDONED") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace barista::itest::redis_pools
