@@ -73,7 +73,7 @@ ParsedJob JobParser::parse_json(const Line& line) {
   }
   simdjson::dom::object obj;
   if (doc.get_object().get(obj)) {
-    job.error = "expected a JSON object with \"id\" and \"payload\"";
+    job.error = R"(expected a JSON object with "id" and "payload")";
     return job;
   }
   simdjson::dom::element id;

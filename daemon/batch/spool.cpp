@@ -91,7 +91,7 @@ std::string PoolSpool::unique_id(std::string_view wanted) const {
   const auto hint = next_suffix_.find(name);
   // 1 is the name itself; every suffix below the hint was seen taken.
   for (int n = hint == next_suffix_.end() ? 1 : hint->second;; ++n) {
-    const std::string id = n == 1 ? name : fmt::format("{}-{}", wanted, n);
+    std::string id = n == 1 ? name : fmt::format("{}-{}", wanted, n);
     std::error_code ec;
     if (!fs::exists(active() / id, ec) && !fs::exists(done() / id, ec) &&
         !fs::exists(failed() / id, ec)) {
@@ -251,7 +251,7 @@ std::vector<PoolSpool::Recovered> PoolSpool::recover(
       }
       continue;
     }
-    const auto dir = entry.path();
+    const auto& dir = entry.path();
     const std::string id = dir.filename().string();
     if (skip && skip(id)) {
       continue;

@@ -74,7 +74,7 @@ std::string batch_name(const SubmitOptions& o) {
   if (o.file == "-") {
     return kStdinName;
   }
-  const auto base = std::filesystem::path(o.file).filename().string();
+  auto base = std::filesystem::path(o.file).filename().string();
   if (base.empty() || base == "." || base == "..") {
     throw CliError(kExitRefused, fmt::format("{} has no file name to use for the batch: give one "
                                              "with --name",

@@ -158,7 +158,7 @@ std::string read_up_to(int fd, std::size_t limit, const std::string& what) {
 
 std::string iso8601_utc(std::chrono::system_clock::time_point t) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
-  const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
+  const auto secs = static_cast<std::time_t>(ms.count() / 1000);
   std::tm tm{};
   ::gmtime_r(&secs, &tm);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,

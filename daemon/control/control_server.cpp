@@ -247,7 +247,7 @@ void ControlServer::loop() {
             std::string rest = it->second.buffer.substr(nl + 1);
             const ucred peer = it->second.peer;
             pending.erase(it);
-            dispatch(fd, peer, std::move(line), std::move(rest));
+            dispatch(fd, peer, line, std::move(rest));
             continue;
           }
           if (it->second.buffer.size() > kMaxRequestBytes) {
@@ -274,7 +274,7 @@ void ControlServer::loop() {
   }
 }
 
-void ControlServer::dispatch(int fd, ucred peer, std::string line, std::string rest) {
+void ControlServer::dispatch(int fd, ucred peer, const std::string& line, std::string rest) {
   std::string error;
   auto request = parse_request(line, error);
   if (!request) {

@@ -62,7 +62,7 @@ class ControlServer {
 
  private:
   void loop();
-  void dispatch(int fd, ucred peer, std::string line, std::string pending);
+  void dispatch(int fd, ucred peer, const std::string& line, std::string pending);
 
   std::filesystem::path path_;
   Handler handler_;

@@ -8,7 +8,7 @@
 #include "daemon/pool/worker.hpp"
 
 #include <fcntl.h>
-#include <stdio.h>
+#include <cstdio>
 
 #include <algorithm>
 #include <cerrno>
@@ -60,6 +60,7 @@ Pool::~Pool() {
 std::vector<plugin::ProcessorHandle> Pool::make_processors(const config::PoolConfig& config,
                                                            const plugin::PluginLibrary& library) {
   std::vector<plugin::ProcessorHandle> out;
+  out.reserve(static_cast<std::size_t>(config.workers));
   for (int i = 0; i < config.workers; ++i) {
     out.push_back(library.create(config.plugin_config));
   }

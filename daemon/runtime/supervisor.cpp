@@ -6,11 +6,11 @@
 
 #include <poll.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstring>
+#include <ctime>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -64,14 +64,14 @@ std::string describe_change(const config::PoolConfig& a, const config::PoolConfi
     what.push_back(fmt::format("plugin {}", b.plugin));
   }
   if (!config::same_values(a.plugin_config.root(), b.plugin_config.root())) {
-    what.push_back("config");
+    what.emplace_back("config");
   }
   auto copy = b;
   copy.workers = a.workers;
   copy.plugin = a.plugin;
   copy.plugin_config = a.plugin_config;
   if (!config::same_pool(a, copy)) {
-    what.push_back("settings");
+    what.emplace_back("settings");
   }
   return fmt::format("{}", fmt::join(what, ", "));
 }
@@ -309,7 +309,7 @@ ReloadOutcome Supervisor::wait_reload(std::uint64_t ticket) {
   reload_cv_.wait(lock, [&] { return reload_done_ >= ticket || stopping_; });
   if (reload_done_ < ticket) {
     ReloadOutcome stopped;
-    stopped.errors.push_back("baristad is stopping: the reload did not run");
+    stopped.errors.emplace_back("baristad is stopping: the reload did not run");
     return stopped;
   }
   return last_reload_;

@@ -94,7 +94,10 @@ class PluginConfig {
   /// A string value.
   [[nodiscard]] std::string get_string(std::string_view key, std::string fallback) const {
     const auto* v = find(key);
-    return v == nullptr ? std::move(fallback) : scalar_of(key, *v, "a string");
+    if (v == nullptr) {
+      return fallback;  // moved: a conditional with the other branch's const& would copy it
+    }
+    return scalar_of(key, *v, "a string");
   }
 
   /// An integer value (decimal, optionally signed).
