@@ -1,7 +1,7 @@
 // A spool pool's intake: the input files of its batches, read into chunks of jobs by whichever
 // worker finds the queue empty. There is no reader thread: with more workers than cores, a
 // dedicated one competed with the workers for the CPU, and every chunk it pushed woke a worker
-// (16 workers took 2.5 times as long as 2 for a batch of tiny jobs). Here the worker that would
+// (16 workers took 2.9 times as long as 2 for a batch of tiny jobs). Here the worker that would
 // otherwise sleep reads: a chunk for itself, then enough to fill the queue, waking one sleeping
 // worker per chunk it queues. The others run meanwhile; one reads at a time.
 //
