@@ -1,18 +1,11 @@
 #include "daemon/pool/pool.hpp"
 
-#include "daemon/batch/line_reader.hpp"
-#include "daemon/common/fs.hpp"
 #include "daemon/config/config_diff.hpp"
 #include "daemon/pool/intake.hpp"
 #include "daemon/pool/tuning.hpp"
 #include "daemon/pool/worker.hpp"
 
-#include <fcntl.h>
-#include <cstdio>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
