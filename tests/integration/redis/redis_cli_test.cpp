@@ -95,11 +95,7 @@ TEST_CASE("redis pool: a batch of many round trips keeps every job and every inv
   REQUIRE(entries.size() == 2500);
   CHECK(entries.front() == "big|1|ok-1");
   CHECK(entries.back() == "big|4999|ok-4999");
-  std::vector<JobResult> results;
-  for (const auto& line : lines_of(s.barista({"results", "big"}).out)) {
-    results.push_back(parse_result_line(line));
-  }
-  const auto ids = by_id(results);  // one result per id
+  const auto ids = by_id(s.results("big"));  // one result per id
   REQUIRE(ids.size() == 2500);
   CHECK(ids.at("2").status == "invalid");
   CHECK(ids.at("5000").error == "line of 21 bytes exceeds max_job_bytes (8)");
@@ -343,11 +339,7 @@ TEST_CASE("redis pool: submit --wait runs a batch to the end through the stream"
   // The summary --wait printed is the batch's summary, as `results --summary` prints it.
   CHECK(s.barista({"results", "many", "--summary"}).out == out[1] + "\n");
 
-  std::vector<JobResult> results;
-  for (const auto& line : lines_of(s.barista({"results", "many"}).out)) {
-    results.push_back(parse_result_line(line));
-  }
-  const auto ids = by_id(results);
+  const auto ids = by_id(s.results("many"));
   REQUIRE(ids.size() == 300);
   for (int i = 1; i <= 300; ++i) {
     const auto& res = ids.at(std::to_string(i));
@@ -383,13 +375,7 @@ TEST_CASE("redis pool: a processor that ignores its deadline is abandoned and th
   REQUIRE(out.size() == 2);
   CHECK(field(out[1], "timeout") == "1");
   CHECK(field(out[1], "ok") == "1");
-  const auto ids = by_id([&] {
-    std::vector<JobResult> results;
-    for (const auto& line : lines_of(s.barista({"results", "stuck"}).out)) {
-      results.push_back(parse_result_line(line));
-    }
-    return results;
-  }());
+  const auto ids = by_id(s.results("stuck"));
   REQUIRE(ids.size() == 2);
   CHECK(ids.at("1").status == "timeout");
   CHECK(ids.at("2").status == "ok");

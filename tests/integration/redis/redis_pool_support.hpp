@@ -97,6 +97,14 @@ struct SharedPool {
   cli::CliRun barista(const std::vector<std::string>& args) {
     return run_cli(with_socket(d, args));
   }
+  /// The batch's result lines as `barista results ID` prints them, parsed.
+  std::vector<JobResult> results(const std::string& id) {
+    std::vector<JobResult> out;
+    for (const auto& line : lines_of(barista({"results", id}).out)) {
+      out.push_back(parse_result_line(line));
+    }
+    return out;
+  }
 
   /// The received bodies baristad left in the Redis pool's inbox (there should be none).
   [[nodiscard]] std::vector<std::string> leftover_bodies() const {
