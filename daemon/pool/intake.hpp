@@ -32,7 +32,7 @@ struct Pool::Intake {
   std::vector<OpenBatch> open;
   JobChunk* spare = nullptr;      // read once the queue was full: the next reader's own
   std::size_t turn = 0;           // the open batch read next (round-robin)
-  std::uint64_t generation = 0;   // of the settings the queue was last sized for
+  std::uint64_t generation = 0;   // of the settings last read from (0: none, the first reader does)
   std::size_t max_job_bytes = 0;  // of those settings
 };
 

@@ -34,8 +34,6 @@ Pool::Pool(config::PoolConfig config, std::shared_ptr<const plugin::PluginLibrar
   settings->library = std::move(library);
   settings->config = std::move(config);
   apply_queue_settings(settings->config);
-  intake_->generation = settings->generation;
-  intake_->max_job_bytes = settings->config.max_job_bytes;
   settings_ = std::move(settings);
   spool_.ensure();
 }
