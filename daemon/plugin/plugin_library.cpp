@@ -247,6 +247,15 @@ std::shared_ptr<const PluginLibrary> PluginLibrary::open(const std::filesystem::
   return lib;
 }
 
+std::shared_ptr<const PluginLibrary> PluginLibrary::built_in(std::string name, std::string version,
+                                                             FactoryFunction* factory) {
+  std::shared_ptr<PluginLibrary> lib(new PluginLibrary());
+  lib->name_ = std::move(name);
+  lib->version_ = std::move(version);
+  lib->factory_ = factory;
+  return lib;
+}
+
 ProcessorHandle PluginLibrary::create(const PluginConfig& config) const {
   std::unique_ptr<Processor> processor;
   try {

@@ -56,6 +56,12 @@ class PluginLibrary : public std::enable_shared_from_this<PluginLibrary> {
   static std::shared_ptr<const PluginLibrary> open(const std::filesystem::path& file,
                                                    const std::filesystem::path& cache_dir = {});
 
+  /// A plugin compiled into the program rather than loaded from a file: `factory` is what
+  /// BARISTA_PLUGIN would export. Its path and digest are empty. For tests that drive the engine
+  /// without a plugin file.
+  static std::shared_ptr<const PluginLibrary> built_in(std::string name, std::string version,
+                                                       FactoryFunction* factory);
+
   /// Calls the plugin's factory. Throws barista::ConfigError as the plugin threw it (it carries
   /// the key's location), PluginError for anything else.
   [[nodiscard]] ProcessorHandle create(const PluginConfig& config) const;

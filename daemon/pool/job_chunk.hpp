@@ -1,6 +1,6 @@
 #pragma once
 
-#include "daemon/batch/batch.hpp"
+#include "daemon/batch/batch_core.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -11,37 +11,21 @@
 
 namespace barista::pool {
 
-/// A batch of a pool shared through Redis, as this daemon sees it: its results and counts live
-/// in Redis; here it is an id and a cancellation token (raised by a cancel message from Redis).
-class RemoteBatch final : public batch::BatchCore {
- public:
-  using BatchCore::BatchCore;
-};
-
-/// The result of a Redis pool's job, gathered by its worker until the chunk's results are
-/// recorded together.
-struct RemoteResult {
-  std::size_t index = 0;  // in its chunk
-  batch::JobStatus status = batch::JobStatus::kOk;
-  int attempts = 0;
-  double ms = 0;
-  std::string text;
-};
-
-/// Up to a few dozen jobs of one batch, handed through the pool's queue as one item: the queue
-/// and the batch's reference count are touched once per chunk, not once per job. The bytes of
-/// all ids and payloads share one arena; chunks are recycled so the arena's memory is reused.
+/// Up to 1,024 jobs of one batch, handed through the pool's queue as one item: the queue and the
+/// batch's reference count are touched once per chunk, not once per job. The bytes of all ids
+/// and payloads share one arena; chunks are recycled so the arena's memory is reused. `line` and
+/// `tag` are the source's: a spool job's input line; a Redis job's deliveries and stream id.
 struct JobChunk {
   struct Entry {
     std::size_t offset = 0;  // id at offset, payload right behind it
     std::uint32_t id_length = 0;
     std::size_t payload_length = 0;
-    std::uint64_t line = 0;        // physical line in the batch's input; deliveries for a Redis job
-    std::uint32_t tag_length = 0;  // the Redis stream entry's id, behind the payload
+    std::uint64_t line = 0;        // the source's: a line of the batch's input, say
+    std::uint32_t tag_length = 0;  // the source's tag for the job, behind the payload
   };
 
-  std::shared_ptr<batch::Batch> batch;  // a spool batch's jobs, or
-  std::shared_ptr<RemoteBatch> remote;  // those of a batch in Redis
+  // Made by the pool's source, of its own type: its sink's writers know which (static_cast).
+  std::shared_ptr<batch::BatchCore> batch;
   std::string arena;
   std::vector<Entry> jobs;
   std::size_t next = 0;  // the next job to run; advanced only by the chunk's owner
@@ -68,14 +52,9 @@ struct JobChunk {
     return {arena.data() + jobs[i].offset + jobs[i].id_length + jobs[i].payload_length,
             jobs[i].tag_length};
   }
-  /// The batch the chunk's jobs belong to, wherever its results are kept.
-  [[nodiscard]] batch::BatchCore& owner() const {
-    return remote ? static_cast<batch::BatchCore&>(*remote) : *batch;
-  }
   [[nodiscard]] std::size_t size() const noexcept { return jobs.size(); }
   void reset() {
     batch.reset();
-    remote.reset();
     arena.clear();
     jobs.clear();
     next = 0;

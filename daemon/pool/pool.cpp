@@ -1,7 +1,6 @@
 #include "daemon/pool/pool.hpp"
 
 #include "daemon/config/config_diff.hpp"
-#include "daemon/pool/intake.hpp"
 #include "daemon/pool/tuning.hpp"
 #include "daemon/pool/worker.hpp"
 
@@ -19,12 +18,8 @@ using namespace tuning;
 }  // namespace
 
 Pool::Pool(config::PoolConfig config, std::shared_ptr<const plugin::PluginLibrary> library,
-           const std::filesystem::path& spool, std::shared_ptr<batch::RunningJobs> running)
-    : name_(config.name),
-      spool_(spool, config.name),
-      running_(std::move(running)),
-      intake_(std::make_unique<Intake>()),
-      redis_(config.redis.has_value()) {
+           std::shared_ptr<Source> source, std::shared_ptr<Sink> sink)
+    : name_(config.name), source_(std::move(source)), sink_(std::move(sink)) {
   fresh_processors_ = make_processors(config, *library);
   auto settings = std::make_shared<PoolSettings>();
   if (config.rate) {
@@ -34,8 +29,9 @@ Pool::Pool(config::PoolConfig config, std::shared_ptr<const plugin::PluginLibrar
   settings->library = std::move(library);
   settings->config = std::move(config);
   apply_queue_settings(settings->config);
+  queue_generation_ = settings->generation;
   settings_ = std::move(settings);
-  spool_.ensure();
+  source_->attach(*this);
 }
 
 Pool::~Pool() {
@@ -74,18 +70,24 @@ void Pool::apply_queue_settings(const config::PoolConfig& config) {
   refill_at_.store(static_cast<std::ptrdiff_t>(capacity / 2), std::memory_order_relaxed);
 }
 
-std::shared_ptr<Pool::Worker> Pool::make_worker_locked(plugin::ProcessorHandle processor,
-                                                       JobChunk* orphan) {
-  auto worker = std::make_shared<Worker>(std::move(processor), running_);
+void Pool::sync_queue_settings() {
+  if (queue_generation_ == generation()) {
+    return;
+  }
+  std::lock_guard lock(mutex_);
+  queue_generation_ = settings_->generation;
+  apply_queue_settings(settings_->config);  // a reload changed `queue` or `workers`
+}
+
+std::shared_ptr<Pool::Worker> Pool::spawn_worker_locked(plugin::ProcessorHandle processor,
+                                                        JobChunk* orphan) {
+  auto worker = std::make_shared<Worker>(std::move(processor), sink_->writer());
   worker->settings = settings_;
   worker->orphan = orphan;
   ++workers_running_;
   worker->thread = std::thread([this, worker] { worker_loop(worker); });
+  workers_.push_back(worker);
   return worker;
-}
-
-void Pool::spawn_worker_locked(plugin::ProcessorHandle processor, JobChunk* orphan) {
-  workers_.push_back(make_worker_locked(std::move(processor), orphan));
 }
 
 void Pool::release() {
@@ -94,28 +96,31 @@ void Pool::release() {
     held_ = false;
     released_ = true;  // a start() that comes after does not hold it again
   }
-  feeder_cv_.notify_all();
+  released_cv_.notify_all();
   idle_.wake_all();  // workers read what waited
 }
 
+void Pool::wait_released() {
+  std::unique_lock lock(mutex_);
+  released_cv_.wait(lock, [&] { return stopping_.load() || !held_; });
+}
+
 void Pool::start(bool hold) {
-  std::lock_guard lock(mutex_);
-  while (!fresh_processors_.empty()) {
-    auto processor = std::move(fresh_processors_.back());
-    fresh_processors_.pop_back();
-    spawn_worker_locked(std::move(processor), nullptr);
+  {
+    std::lock_guard lock(mutex_);
+    while (!fresh_processors_.empty()) {
+      auto processor = std::move(fresh_processors_.back());
+      fresh_processors_.pop_back();
+      spawn_worker_locked(std::move(processor), nullptr);
+    }
+    started_ = true;
+    held_ = hold && !released_;
+    monitor_ = std::thread([this] { monitor_loop(); });
   }
-  started_ = true;
-  held_ = hold && !released_;
-  if (redis_) {
-    feeder_ = std::thread([this] { redis_feeder_loop(); });
-    listener_ = std::thread([this] { cancel_listener_loop(); });
-  } else {
-    claimer_ = std::thread([this] { claimer_loop(); });
-  }
-  monitor_ = std::thread([this] { monitor_loop(); });
-  const auto& cfg = settings_->config;
-  const auto& lib = *settings_->library;
+  source_->start();
+  const auto current = settings();
+  const auto& cfg = current->config;
+  const auto& lib = *current->library;
   spdlog::info("pool '{}' up: plugin '{}' {} ({}), {} workers, queue {}, on_error {}{}", name_,
                lib.name(), lib.version(), lib.path().string(), cfg.workers, cfg.queue,
                cfg.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue",
@@ -169,19 +174,7 @@ void Pool::reconfigure(config::PoolConfig config,
     retire_ += live - target;
     idle_.wake_all();  // idle workers see that they are to leave
   }
-  feeder_cv_.notify_all();
-}
-
-void Pool::add_batch(std::shared_ptr<batch::Batch> batch,
-                     std::unordered_map<std::string, std::uint32_t> recorded,
-                     batch::CrashRecords crashes) {
-  {
-    std::lock_guard lock(mutex_);
-    active_.push_back(batch);
-    waiting_.push_back({std::move(batch), std::move(recorded), std::move(crashes)});
-    readable_.store(true, std::memory_order_release);
-  }
-  idle_.notify();  // an idle worker reads it
+  idle_.wake_all();  // a reader applies the new `queue`
 }
 
 JobChunk* Pool::take_free_chunk() {
@@ -211,31 +204,32 @@ void Pool::push(JobChunk* chunk) {
   }
 }
 
+void Pool::feed(JobChunk* chunk) {
+  queued_.fetch_add(chunk->size(), std::memory_order_relaxed);
+  try {
+    push(chunk);
+  } catch (const tbb::user_abort&) {
+    queued_.fetch_sub(chunk->size(), std::memory_order_relaxed);
+    throw;
+  }
+}
+
 void Pool::stop(std::chrono::milliseconds timeout) {
   if (stopping_.exchange(true)) {
     return;
   }
   spdlog::info("pool '{}' stopping: no new jobs start; running jobs have {} ms to finish", name_,
                timeout.count());
-  feeder_cv_.notify_all();
-  monitor_cv_.notify_all();
-  space_.wake_all();  // a pusher waiting for room in the queue
-  idle_.wake_all();   // workers waiting for work
-  if (feeder_.joinable()) {
-    feeder_.join();
+  {
+    std::lock_guard lock(mutex_);  // so that wait_released() cannot miss the wake-up
   }
+  released_cv_.notify_all();
+  monitor_cv_.notify_all();
+  space_.wake_all();  // a feeder waiting for room in the queue
+  idle_.wake_all();   // workers waiting for work
+  source_->stop();
   if (monitor_.joinable()) {
     monitor_.join();
-  }
-  {
-    std::lock_guard lock(mutex_);  // so that the claimer cannot miss the wake-up
-  }
-  claimer_cv_.notify_all();
-  if (claimer_.joinable()) {
-    claimer_.join();
-  }
-  if (listener_.joinable()) {
-    listener_.join();
   }
   JobChunk* chunk = nullptr;
   while (queue_.try_pop(chunk)) {
@@ -244,8 +238,9 @@ void Pool::stop(std::chrono::milliseconds timeout) {
     }
   }
   {
-    std::lock_guard intake(intake_->mutex);
-    if (auto* spare = std::exchange(intake_->spare, nullptr)) {
+    std::lock_guard reader(reader_mutex_);
+    if (auto* spare = std::exchange(spare_, nullptr)) {
+      has_spare_.store(false);
       recycle_unread(spare);
     }
   }
@@ -266,9 +261,7 @@ void Pool::stop(std::chrono::milliseconds timeout) {
         "after the next start",
         name_, busy_locked(), timeout.count());
     discard_.store(true);
-    for (const auto& b : active_) {
-      b->interrupt();
-    }
+    source_->interrupt();
     if (!wait_all(lock, std::chrono::seconds(2))) {
       spdlog::error("pool '{}': {} workers ignore cancellation: left behind", name_,
                     workers_running_);
@@ -291,20 +284,24 @@ void Pool::stop(std::chrono::milliseconds timeout) {
       }
     }
   }
-  for (const auto& b : active_) {
-    if (!b->flush(true)) {
-      spdlog::error(
-          "batch '{}' (pool '{}'): writing results failed: {}; its jobs without a "
-          "result run after the next start",
-          b->id(), name_, b->write_error());
-    }
-  }
+  lock.unlock();
+  sink_->close();
 }
 
 int Pool::busy_locked() const {
   return static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](const auto& w) {
     return w->state.load(std::memory_order_relaxed) == Worker::kRunning;
   }));
+}
+
+bool Pool::idle() const {
+  std::lock_guard lock(mutex_);
+  return queued_.load(std::memory_order_relaxed) == 0 && busy_locked() == 0;
+}
+
+std::shared_ptr<const PoolSettings> Pool::settings() const {
+  std::lock_guard lock(mutex_);
+  return settings_;
 }
 
 PoolStatus Pool::status() const {
@@ -320,9 +317,7 @@ PoolStatus Pool::status() const {
   s.queued = queued_.load(std::memory_order_relaxed);
   s.abandoned = abandoned_.load(std::memory_order_relaxed);
   s.on_error = current->config.on_error;
-  if (redis_) {
-    s.redis = redis_ok_.load() ? "connected" : "unavailable";
-  }
+  s.redis = source_->state();
   return s;
 }
 
@@ -333,27 +328,6 @@ bool Pool::alive(Clock::duration limit) const {
   const auto last =
       Clock::time_point(Clock::duration(last_tick_ns_.load(std::memory_order_relaxed)));
   return Clock::now() - last < limit;
-}
-
-std::shared_ptr<batch::Batch> Pool::find_batch(std::string_view id) const {
-  std::lock_guard lock(mutex_);
-  for (const auto& b : active_) {
-    if (b->id() == id) {
-      return b;
-    }
-  }
-  return nullptr;
-}
-
-std::vector<BatchStatus> Pool::batches() const {
-  std::vector<BatchStatus> out;
-  std::lock_guard lock(mutex_);
-  for (const auto& b : active_) {
-    const auto c = b->counts();
-    out.push_back({b->id(), name_, c.total(), b->jobs_read(), c.failed + c.timeout + c.invalid,
-                   b->read_all()});
-  }
-  return out;
 }
 
 }  // namespace barista::pool

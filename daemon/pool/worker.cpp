@@ -110,17 +110,15 @@ bool Pool::take(JobChunk*& chunk) {
 
 void Pool::worker_loop(const std::shared_ptr<Worker>& self) {
   for (;;) {
-    if (stopping_.load(std::memory_order_acquire) || should_retire()) {
-      break;
-    }
-    JobChunk* chunk = nullptr;
-    if (self->orphan != nullptr) {
-      chunk = std::exchange(self->orphan, nullptr);
-    } else if (!take(chunk)) {
-      continue;  // woken to look at stopping_ and retire_ again
-    }
+    // An abandoned worker's rest first, even when stopping: run_chunk() then lets it go.
+    JobChunk* chunk = std::exchange(self->orphan, nullptr);
     if (chunk == nullptr) {
-      continue;
+      if (stopping_.load(std::memory_order_acquire) || should_retire()) {
+        break;
+      }
+      if (!take(chunk) || chunk == nullptr) {
+        continue;  // woken to look at stopping_ and retire_ again
+      }
     }
     run_chunk(self, chunk);
     if (self->state.load(std::memory_order_acquire) == Worker::kAbandoned) {
@@ -159,11 +157,7 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
       return;
     }
   }
-  if (chunk->remote) {
-    flush_remote(*self, *chunk);
-  } else {
-    commit_results(*self, chunk->batch);
-  }
+  self->writer->flush(*chunk, /*patient=*/true);
   if (ran > 0) {
     const auto per_job = std::chrono::duration_cast<std::chrono::nanoseconds>(now - start).count() /
                          static_cast<std::int64_t>(ran);
@@ -175,38 +169,21 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
 
 void Pool::record_result(Worker& self, JobChunk& chunk, std::size_t index, JobStatus status,
                          int attempts, double ms, std::string_view text) {
-  if (chunk.remote) {
-    self.remote_results.push_back({index, status, attempts, ms, std::string(text)});
-    if (batch::is_failure(status)) {
-      flush_remote(self, chunk);  // at once: under cancel_all it cancels the batch everywhere
-    }
-    return;
-  }
-  self.results.add(chunk.id(index), status, attempts, ms, text);
+  self.writer->add(chunk, index, status, attempts, ms, text);
   if (batch::is_failure(status)) {
-    commit_results(self, chunk.batch);  // at once: under cancel_all it cancels the batch
-  }
-}
-
-void Pool::flush_remote(Worker& worker, const JobChunk& chunk) {
-  record_remote(*settings(), worker.recorder, chunk, worker.remote_results, /*retry=*/true);
-  worker.remote_results.clear();
-}
-
-void Pool::commit_results(Worker& worker, const std::shared_ptr<batch::Batch>& batch) {
-  const auto n = worker.results.size();
-  if (n == 0) {
-    return;
-  }
-  batch->commit(worker.results);
-  if (batch->release_pending(n)) {
-    finish_batch(batch);
+    // At once: the sink records the batch's first failure (and, under cancel_all, a spool batch
+    // cancels itself, a Redis one on every daemon). The error policy holds whatever the sink:
+    // under cancel_all no further job of the batch starts, and running ones see ctx.cancelled().
+    self.writer->flush(chunk, /*patient=*/true);
+    if (self.settings->config.on_error == config::OnError::kCancelAll) {
+      chunk.batch->cancel();
+    }
   }
 }
 
 bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
                    Clock::time_point& now) {
-  batch::BatchCore& batch = chunk.owner();
+  batch::BatchCore& batch = *chunk.batch;
   const std::string_view id = chunk.id(index);
   const std::string_view payload = chunk.payload(index);
   const auto first_start = now;
@@ -250,11 +227,8 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     const Job job{id, payload, attempt};
     std::optional<Outcome> outcome;
     std::string thrown;
-    // Marked while it runs: if the daemon dies now, the next start knows this job was in flight.
-    // (A job of a Redis pool stays pending in Redis instead: the delivery count is its mark.)
-    if (self->running && !chunk.remote) {
-      self->running->mark(self->slot, name_, batch.id(), chunk.line(index));
-    }
+    // Marked while it runs (a crash journal): if the daemon dies now, the next start knows.
+    self->writer->running(chunk, index);
     try {
       outcome.emplace(self->processor->process(ctx, job));
     } catch (const std::exception& e) {
@@ -262,9 +236,7 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     } catch (...) {
       thrown = "the processor threw an exception that is not a std::exception";
     }
-    if (self->running && !chunk.remote) {
-      self->running->clear(self->slot);
-    }
+    self->writer->ran();
 
     int expected = Worker::kRunning;
     if (!self->state.compare_exchange_strong(expected, Worker::kIdle, std::memory_order_acq_rel)) {
@@ -305,12 +277,7 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
       const auto delay = backoff_for(cfg, attempt);
       spdlog::debug("pool '{}': job '{}' of batch '{}' attempt {} {}: {}; retrying in {} ms", name_,
                     id, batch.id(), attempt, batch::to_string(status), text, delay.count());
-      // The chunk's other results do not wait for it.
-      if (chunk.remote) {
-        flush_remote(*self, chunk);
-      } else {
-        commit_results(*self, chunk.batch);
-      }
+      self->writer->flush(chunk, /*patient=*/true);  // the chunk's other results do not wait
       sleep_unless(delay, stop_waiting);
       continue;
     }

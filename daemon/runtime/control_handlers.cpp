@@ -2,6 +2,7 @@
 #include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
 #include "daemon/control/exit_codes.hpp"
+#include "daemon/runtime/backends.hpp"
 #include "daemon/runtime/supervisor.hpp"
 
 #include <fcntl.h>
@@ -48,10 +49,14 @@ bool valid_batch_id(std::string_view id) {
 }
 
 std::optional<Located> locate_in(const std::shared_ptr<pool::Pool>& p, const std::string& id) {
-  if (auto b = p->find_batch(id); b && !b->finished()) {
+  const auto* spool = spool_of(*p);
+  if (spool == nullptr) {
+    return std::nullopt;  // its batches are in Redis
+  }
+  if (auto b = spool->find_batch(id); b && !b->finished()) {
     return Located{p, b, b->dir()};
   }
-  for (const auto& dir : {p->spool().done() / id, p->spool().failed() / id}) {
+  for (const auto& dir : {spool->spool().done() / id, spool->spool().failed() / id}) {
     std::error_code ec;
     if (fs::exists(dir / "summary.json", ec)) {
       return Located{p, nullptr, dir};
@@ -156,12 +161,12 @@ void Supervisor::handle_submit(const control::Request& request, control::Connect
     return;
   }
   // Temp file, fsync, rename, fsync the folder: the batch survives a crash once we answer.
-  const auto tmp = p->spool().submission_temp();
+  const auto& folders = folders_of(*p);
+  const auto tmp = folders.submission_temp();
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
-    conn.write(
-        error_reply(kRefused, fmt::format("cannot store the batch in {}: {}",
-                                          p->spool().inbox().string(), std::strerror(errno))));
+    conn.write(error_reply(kRefused, fmt::format("cannot store the batch in {}: {}",
+                                                 folders.inbox().string(), std::strerror(errno))));
     return;
   }
   std::string write_error;
@@ -203,12 +208,13 @@ void Supervisor::handle_submit(const control::Request& request, control::Connect
                  write_error.empty() ? conn.body_error() : write_error);
     return;
   }
-  if (p->settings()->config.redis) {
+  auto* spool = spool_of(*p);
+  if (spool == nullptr) {
     submit_to_redis(p, tmp, request.name, conn);
     return;
   }
   try {
-    const auto id = p->accept_submission(tmp, request.name);
+    const auto id = spool->accept_submission(tmp, request.name);
     spdlog::info("pool '{}': batch '{}' submitted ({} bytes)", p->name(), id, bytes);
     conn.write(fmt::format(R"({{"ok":true,"batch":{},"pool":{}}})", json_quoted(id),
                            json_quoted(p->name())) +

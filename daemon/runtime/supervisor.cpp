@@ -2,6 +2,7 @@
 
 #include "daemon/config/config_diff.hpp"
 #include "daemon/config/config_loader.hpp"
+#include "daemon/runtime/backends.hpp"
 #include "daemon/runtime/systemd_notify.hpp"
 
 #include <poll.h>
@@ -97,7 +98,7 @@ std::vector<PoolPlan> plan_pools(const config::DaemonConfig& next,
       plan.library = registry.load(pc.plugin);
       if (it == current.end()) {
         plan.kind = PoolPlan::Kind::kAdd;
-        plan.pool = std::make_shared<pool::Pool>(pc, plan.library, next.spool, running);
+        plan.pool = make_pool(pc, plan.library, next.spool, running);
       } else {
         const auto settings = it->second->settings();
         const bool library_changed = settings->library != plan.library;
@@ -238,7 +239,7 @@ int Supervisor::run() {
   }
   crash_recovery_ = std::thread([this] { rerun_crashed(); });
   for (auto& [name, p] : pools_) {
-    watcher_->watch(name, p->spool().inbox());
+    watcher_->watch(name, folders_of(*p).inbox());
   }
   reload_thread_ = std::thread([this] { reload_loop(); });
   // WATCHDOG=1 only while every pool's housekeeping thread keeps ticking (every 50 ms).
@@ -457,7 +458,7 @@ ReloadOutcome Supervisor::reload() {
       }
       plan.pool->recover();
       plan.pool->start(/*hold=*/!crash_recovered_.load());
-      watcher_->watch(name, plan.pool->spool().inbox());
+      watcher_->watch(name, folders_of(*plan.pool).inbox());
       out.changes.push_back(fmt::format("added pool '{}'", name));
     }
   }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "daemon/batch/crash_journal.hpp"
 #include "daemon/config/config.hpp"
 #include "daemon/control/control_server.hpp"
 #include "daemon/plugin/plugin_registry.hpp"

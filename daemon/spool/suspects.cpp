@@ -1,6 +1,6 @@
 // After a crash: the jobs that were in flight run first, one at a time, each alone.
 #include "daemon/batch/line_reader.hpp"
-#include "daemon/pool/pool.hpp"
+#include "daemon/spool/spool_backend.hpp"
 
 #include <algorithm>
 #include <set>
@@ -11,7 +11,7 @@
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 
-namespace barista::pool {
+namespace barista::spool {
 namespace {
 
 constexpr auto kPoll = std::chrono::milliseconds(2);
@@ -29,25 +29,23 @@ std::set<std::uint64_t> suspect_lines(const batch::CrashRecords& crashes, int ma
 
 }  // namespace
 
-bool Pool::run_alone(const std::shared_ptr<batch::Batch>& b, std::string_view id,
-                     std::string_view payload, std::uint64_t line) {
+bool SpoolBackend::run_alone(const std::shared_ptr<batch::Batch>& b, std::string_view id,
+                             std::string_view payload, std::uint64_t line) {
   const auto before = b->counts().total();
-  JobChunk* chunk = take_free_chunk();
+  pool::JobChunk* chunk = pool_->take_free_chunk();
   chunk->add(id, payload, line);
   chunk->batch = b;
   b->add_jobs_read(1);  // the intake skips it later as recorded, without counting it
   b->add_pending(1);
-  queued_.fetch_add(1, std::memory_order_relaxed);
   try {
-    push(chunk);
+    pool_->feed(chunk);
   } catch (const tbb::user_abort&) {
-    queued_.fetch_sub(1, std::memory_order_relaxed);
-    recycle(chunk);
+    pool_->recycle(chunk);
     return false;  // stopping
   }
   // Its result (or the timeout the monitor gives a stuck job) is its end.
   while (b->counts().total() == before) {
-    if (stopping_.load(std::memory_order_acquire)) {
+    if (pool_->stopping()) {
       return false;
     }
     std::this_thread::sleep_for(kPoll);
@@ -55,15 +53,14 @@ bool Pool::run_alone(const std::shared_ptr<batch::Batch>& b, std::string_view id
   return true;
 }
 
-std::size_t Pool::run_suspects() {
+std::size_t SpoolBackend::run_suspects() {
   std::vector<std::pair<std::shared_ptr<batch::Batch>, std::set<std::uint64_t>>> todo;
-  std::size_t max_job_bytes = 0;
+  const auto settings = pool_->settings();
+  const auto max_job_bytes = settings->config.max_job_bytes;
   {
     std::lock_guard lock(mutex_);
-    const auto max_crashes = settings_->config.max_crashes;
-    max_job_bytes = settings_->config.max_job_bytes;
     for (const auto& w : waiting_) {
-      if (auto lines = suspect_lines(w.crashes, max_crashes); !lines.empty()) {
+      if (auto lines = suspect_lines(w.crashes, settings->config.max_crashes); !lines.empty()) {
         todo.emplace_back(w.batch, std::move(lines));
       }
     }
@@ -124,4 +121,4 @@ std::size_t Pool::run_suspects() {
   return ran;
 }
 
-}  // namespace barista::pool
+}  // namespace barista::spool

@@ -1,41 +1,71 @@
 // A spool pool's batches coming and going: claims from the inbox and from `barista submit`,
-// recovery of what an earlier run left in active/, the end of a batch, and what happens while
-// results cannot be written.
-#include "daemon/common/fs.hpp"
-#include "daemon/pool/pool.hpp"
+// recovery of what an earlier run left in active/, and what happens while results cannot be
+// written.
 #include "daemon/pool/tuning.hpp"
+#include "daemon/spool/spool_backend.hpp"
 
 #include <algorithm>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-namespace barista::pool {
+namespace barista::spool {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using namespace tuning;
+using pool::tuning::kMaxClaimed;
 
 }  // namespace
 
-std::optional<std::string> Pool::claim(std::string_view name) {
+SpoolBackend::SpoolBackend(std::string pool, const std::filesystem::path& spool,
+                           std::shared_ptr<batch::RunningJobs> running)
+    : name_(std::move(pool)), spool_(spool, name_), running_(std::move(running)) {
+  spool_.ensure();
+}
+
+SpoolBackend::~SpoolBackend() { stop(); }
+
+void SpoolBackend::start() {
+  claimer_ = std::thread([this] { claimer_loop(); });
+}
+
+void SpoolBackend::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  claimer_cv_.notify_all();
+  if (claimer_.joinable()) {
+    claimer_.join();
+  }
+}
+
+void SpoolBackend::interrupt() {
+  std::lock_guard lock(mutex_);
+  for (const auto& b : active_) {
+    b->interrupt();
+  }
+}
+
+void SpoolBackend::add_batch(std::shared_ptr<batch::Batch> batch,
+                             std::unordered_map<std::string, std::uint32_t> recorded,
+                             batch::CrashRecords crashes) {
+  {
+    std::lock_guard lock(mutex_);
+    active_.push_back(batch);
+    waiting_.push_back({std::move(batch), std::move(recorded), std::move(crashes)});
+    readable_.store(true, std::memory_order_release);
+  }
+  pool_->input_ready();  // an idle worker reads it
+}
+
+std::optional<std::string> SpoolBackend::claim(std::string_view name) {
   std::lock_guard lock(claim_mutex_);
   return claim_locked(spool_.inbox() / std::string(name), name);
 }
 
-std::optional<std::string> Pool::claim_locked(const std::filesystem::path& source,
-                                              std::string_view name, bool submitted) {
-  if (redis_) {
-    if (name.starts_with('.')) {
-      return std::nullopt;  // ignored in every inbox (a submission's temp file among them)
-    }
-    // A Redis pool's jobs live in its stream: `barista submit` puts them there.
-    spdlog::warn(
-        "pool '{}': inbox/{} is not read: the pool takes its jobs from redis (use "
-        "barista submit)",
-        name_, name);
-    return std::nullopt;
-  }
+std::optional<std::string> SpoolBackend::claim_locked(const std::filesystem::path& source,
+                                                      std::string_view name, bool submitted) {
   if (storage_failing_.load()) {
     return std::nullopt;  // it waits in the inbox: claimed when results can be written again
   }
@@ -48,7 +78,7 @@ std::optional<std::string> Pool::claim_locked(const std::filesystem::path& sourc
       return std::nullopt;
     }
   }
-  const bool cancel_all = settings()->config.on_error == config::OnError::kCancelAll;
+  const bool cancel_all = pool_->settings()->config.on_error == config::OnError::kCancelAll;
   std::optional<batch::Batch::Info> info;
   try {
     info = submitted ? spool_.claim(source, name, cancel_all) : spool_.claim(name, cancel_all);
@@ -61,7 +91,7 @@ std::optional<std::string> Pool::claim_locked(const std::filesystem::path& sourc
   if (!info) {
     return std::nullopt;
   }
-  info->counters = counters_;
+  info->counters = pool_->shared_counters();
   std::string id = info->id;
   std::shared_ptr<batch::Batch> b;
   try {
@@ -80,7 +110,8 @@ std::optional<std::string> Pool::claim_locked(const std::filesystem::path& sourc
   return id;
 }
 
-std::string Pool::accept_submission(const std::filesystem::path& tmp, std::string_view name) {
+std::string SpoolBackend::accept_submission(const std::filesystem::path& tmp,
+                                            std::string_view name) {
   std::lock_guard lock(claim_mutex_);
   if (storage_failing_.load()) {
     throw std::runtime_error(fmt::format(
@@ -95,22 +126,14 @@ std::string Pool::accept_submission(const std::filesystem::path& tmp, std::strin
   return *id;
 }
 
-std::shared_ptr<const PoolSettings> Pool::settings() const {
-  std::lock_guard lock(mutex_);
-  return settings_;
-}
-
-void Pool::recover() {
+void SpoolBackend::recover() {
   if (const auto n = spool_.remove_abandoned_submissions(); n > 0) {
     spdlog::warn(
         "pool '{}': removed {} partly uploaded submission(s) of a daemon that stopped "
         "while receiving them (their clients were never given a batch id)",
         name_, n);
   }
-  if (redis_) {
-    return;  // its unfinished jobs are pending in Redis
-  }
-  const bool cancel_all = settings()->config.on_error == config::OnError::kCancelAll;
+  const bool cancel_all = pool_->settings()->config.on_error == config::OnError::kCancelAll;
   std::lock_guard lock(claim_mutex_);
   // A batch claimed or submitted since the pool started is running already: not resumed twice,
   // and its live results file is not touched.
@@ -118,36 +141,39 @@ void Pool::recover() {
                                 [&](const std::string& id) { return find_batch(id) != nullptr; })) {
     spdlog::info("pool '{}': resuming batch '{}' ({} results already recorded)", name_, r.info.id,
                  r.state.counts.total());
-    r.info.counters = counters_;
+    r.info.counters = pool_->shared_counters();
     add_batch(std::make_shared<batch::Batch>(std::move(r.info), std::move(r.state)),
               std::move(r.recorded), std::move(r.crashes));
   }
 }
 
-void Pool::finish_batch(const std::shared_ptr<batch::Batch>& b) {
-  try {
-    b->finish();
-  } catch (const std::exception& e) {
-    // Its summary is not written: the housekeeping tries again once results can be written.
-    spdlog::error("batch '{}' (pool '{}'): cannot finish: {}", b->id(), name_, e.what());
-    note_write_failure(e.what());  // retried with the rest once writing works again
-    std::lock_guard lock(mutex_);
-    unfinished_.push_back(b);
-    return;
-  }
+std::shared_ptr<batch::Batch> SpoolBackend::find_batch(std::string_view id) const {
   std::lock_guard lock(mutex_);
-  std::erase(active_, b);
-  if (inbox_backlog_ && active_.size() < kMaxClaimed / 2) {
-    claimer_cv_.notify_one();
+  for (const auto& b : active_) {
+    if (b->id() == id) {
+      return b;
+    }
   }
+  return nullptr;
 }
 
-void Pool::claimer_loop() {
+std::vector<pool::BatchStatus> SpoolBackend::batches() const {
+  std::vector<pool::BatchStatus> out;
+  std::lock_guard lock(mutex_);
+  for (const auto& b : active_) {
+    const auto c = b->counts();
+    out.push_back({b->id(), name_, c.total(), b->jobs_read(), c.failed + c.timeout + c.invalid,
+                   b->read_all()});
+  }
+  return out;
+}
+
+void SpoolBackend::claimer_loop() {
   std::unique_lock lock(mutex_);
-  while (!stopping_.load()) {
+  while (!stopping_) {
     const auto room = [&] { return inbox_backlog_ && active_.size() < kMaxClaimed / 2; };
-    claimer_cv_.wait(lock, [&] { return stopping_.load() || room(); });
-    if (stopping_.load()) {
+    claimer_cv_.wait(lock, [&] { return stopping_ || room(); });
+    if (stopping_) {
       break;
     }
     const auto limit = kMaxClaimed - active_.size();
@@ -157,7 +183,7 @@ void Pool::claimer_loop() {
   }
 }
 
-void Pool::note_write_failure(const std::string& why) {
+void SpoolBackend::note_write_failure(const std::string& why) {
   last_failure_ns_.store(Clock::now().time_since_epoch().count());
   if (!storage_failing_.exchange(true)) {
     spdlog::error(
@@ -167,12 +193,12 @@ void Pool::note_write_failure(const std::string& why) {
   }
 }
 
-void Pool::note_write_success() {
+void SpoolBackend::note_write_success() {
   if (!storage_failing_.exchange(false)) {
     return;
   }
   spdlog::info("pool '{}': results can be written again: resuming", name_);
-  idle_.wake_all();  // workers read again
+  pool_->wake_all();  // workers read again
   std::vector<std::shared_ptr<batch::Batch>> retry;
   {
     std::lock_guard lock(mutex_);
@@ -184,7 +210,7 @@ void Pool::note_write_success() {
   claim_from_inbox();  // batches that arrived meanwhile stayed there
 }
 
-void Pool::claim_from_inbox(std::size_t limit) {
+void SpoolBackend::claim_from_inbox(std::size_t limit) {
   {
     std::lock_guard lock(mutex_);
     inbox_backlog_ = false;
@@ -213,4 +239,4 @@ void Pool::claim_from_inbox(std::size_t limit) {
   }
 }
 
-}  // namespace barista::pool
+}  // namespace barista::spool

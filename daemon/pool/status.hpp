@@ -1,0 +1,34 @@
+#pragma once
+
+#include "daemon/config/config.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace barista::pool {
+
+/// A snapshot of a pool for `status` and the metrics.
+struct PoolStatus {
+  std::string name;
+  std::string plugin;
+  int workers = 0;
+  int busy = 0;
+  std::uint64_t queued = 0;
+  std::uint64_t abandoned = 0;
+  config::OnError on_error = config::OnError::kContinue;
+  /// What the pool's source says of its backend ("connected" or "unavailable" for a pool shared
+  /// through Redis); empty when it has nothing to say.
+  std::string redis;
+};
+
+/// A batch as `status` shows it.
+struct BatchStatus {
+  std::string batch;
+  std::string pool;
+  std::uint64_t done = 0;
+  std::uint64_t total = 0;  ///< jobs read so far (all of them once the input is fully read)
+  std::uint64_t failed = 0;
+  bool read_all = false;  ///< the whole input has been read: `total` is final
+};
+
+}  // namespace barista::pool

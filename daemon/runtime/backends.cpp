@@ -1,0 +1,31 @@
+#include "daemon/runtime/backends.hpp"
+
+#include "daemon/redis/redis_backend.hpp"
+
+namespace barista::runtime {
+
+std::shared_ptr<pool::Pool> make_pool(const config::PoolConfig& config,
+                                      std::shared_ptr<const plugin::PluginLibrary> library,
+                                      const std::filesystem::path& spool,
+                                      std::shared_ptr<batch::RunningJobs> running) {
+  if (config.redis) {
+    // Its crash journal is Redis's: an entry stays pending until its result is recorded.
+    auto backend = std::make_shared<redis::RedisBackend>(config.name, spool);
+    return std::make_shared<pool::Pool>(config, std::move(library), backend, backend);
+  }
+  auto backend = std::make_shared<spool::SpoolBackend>(config.name, spool, std::move(running));
+  return std::make_shared<pool::Pool>(config, std::move(library), backend, backend);
+}
+
+spool::SpoolBackend* spool_of(const pool::Pool& pool) {
+  return dynamic_cast<spool::SpoolBackend*>(&pool.source());
+}
+
+const batch::PoolSpool& folders_of(const pool::Pool& pool) {
+  if (const auto* spool = spool_of(pool)) {
+    return spool->spool();
+  }
+  return dynamic_cast<const redis::RedisBackend&>(pool.source()).spool();
+}
+
+}  // namespace barista::runtime
