@@ -11,8 +11,8 @@ namespace barista::pool {
 
 /// One worker's way to record results (Sink::writer()): it gathers the results of the chunk the
 /// worker runs and hands them to their batch together. Used by one thread at a time: its worker,
-/// or the pool's monitor once it has abandoned that worker (only ran() may then still be called
-/// by the stuck thread, and touches nothing the others do).
+/// or the pool's monitor once it has abandoned that worker (only running() and ran() may then
+/// still be called by the stuck thread: they must touch nothing add() and flush() do).
 class ResultWriter {
  public:
   ResultWriter() = default;
