@@ -1,6 +1,7 @@
 #include "daemon/runtime/backends.hpp"
 
 #include "daemon/redis/redis_backend.hpp"
+#include "daemon/runtime/batch_store.hpp"
 
 namespace barista::runtime {
 
@@ -26,6 +27,10 @@ const batch::PoolSpool& folders_of(const pool::Pool& pool) {
     return spool->spool();
   }
   return dynamic_cast<const redis::RedisBackend&>(pool.source()).spool();
+}
+
+std::unique_ptr<BatchStore> store_of(const std::shared_ptr<pool::Pool>& pool) {
+  return spool_of(*pool) != nullptr ? spool_store(pool) : redis_store(pool);
 }
 
 }  // namespace barista::runtime

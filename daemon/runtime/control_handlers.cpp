@@ -3,6 +3,7 @@
 #include "daemon/common/json.hpp"
 #include "daemon/control/exit_codes.hpp"
 #include "daemon/runtime/backends.hpp"
+#include "daemon/runtime/batch_store.hpp"
 #include "daemon/runtime/supervisor.hpp"
 
 #include <fcntl.h>
@@ -27,9 +28,6 @@ constexpr std::uint64_t kWriteBehindBytes = 1024 * 1024;
 
 constexpr int kUnknown = control::kExitFailed;  // unknown batch, rejected reload
 constexpr int kRefused = control::kExitRefused;
-constexpr auto kProgressInterval = std::chrono::milliseconds(200);
-// How often a waiting client's handler looks whether the daemon is stopping.
-constexpr auto kStopCheck = std::chrono::milliseconds(50);
 
 std::string json_quoted(std::string_view s) {
   std::string out;
@@ -37,91 +35,13 @@ std::string json_quoted(std::string_view s) {
   return out;
 }
 
-// A batch's folder, wherever it is in its pool's spool: active/, done/ or failed/.
-struct Located {
-  std::shared_ptr<pool::Pool> pool;
-  std::shared_ptr<batch::Batch> active;  // while it runs
-  fs::path dir;
-};
-
 bool valid_batch_id(std::string_view id) {
   return !id.empty() && id.find('/') == std::string_view::npos && id != "." && id != "..";
-}
-
-std::optional<Located> locate_in(const std::shared_ptr<pool::Pool>& p, const std::string& id) {
-  const auto* spool = spool_of(*p);
-  if (spool == nullptr) {
-    return std::nullopt;  // its batches are in Redis
-  }
-  if (auto b = spool->find_batch(id); b && !b->finished()) {
-    return Located{p, b, b->dir()};
-  }
-  for (const auto& dir : {spool->spool().done() / id, spool->spool().failed() / id}) {
-    std::error_code ec;
-    if (fs::exists(dir / "summary.json", ec)) {
-      return Located{p, nullptr, dir};
-    }
-  }
-  return std::nullopt;
-}
-
-// A batch named `ref`: "ID", or "POOL/ID" where ids repeat across pools (they are unique only
-// within a pool). nullopt with `error` set when there is none, or more than one. `in`: the
-// pools holding it (for the Redis pools' lookup, which may find it too).
-std::optional<Located> locate(const std::map<std::string, std::shared_ptr<pool::Pool>>& pools,
-                              const std::string& ref, std::string& error,
-                              std::vector<std::string>& in) {
-  error = fmt::format("unknown batch '{}'", ref);
-  const auto slash = ref.find('/');
-  if (slash != std::string::npos) {
-    const auto id = ref.substr(slash + 1);
-    const auto p = pools.find(ref.substr(0, slash));
-    if (p == pools.end() || !valid_batch_id(id)) {
-      return std::nullopt;
-    }
-    auto where = locate_in(p->second, id);
-    if (where) {
-      in.push_back(p->first);
-    }
-    return where;
-  }
-  if (!valid_batch_id(ref)) {
-    return std::nullopt;
-  }
-  std::optional<Located> found;
-  for (const auto& [name, p] : pools) {
-    if (auto where = locate_in(p, ref)) {
-      found = std::move(where);
-      in.push_back(name);
-    }
-  }
-  if (in.size() > 1) {
-    error = fmt::format("batch '{}' is in more than one pool ({}): name it as POOL/{}", ref,
-                        fmt::join(in, ", "), ref);
-    return std::nullopt;
-  }
-  return found;
 }
 
 bool valid_batch_name(std::string_view name) {
   return !name.empty() && name.size() <= 200 && name.front() != '.' &&
          name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
-}
-
-// A summary for a batch that is still running: the counts so far.
-std::string running_summary(const batch::Batch& b) {
-  const auto c = b.counts();
-  return fmt::format(
-      R"({{"batch":{},"pool":{},"state":"running","jobs":{},"ok":{},"failed":{},"timeout":{},"cancelled":{},"invalid":{},"read_all":{}}})",
-      json_quoted(b.id()), json_quoted(b.info().pool), b.jobs_read(), c.ok, c.failed, c.timeout,
-      c.cancelled, c.invalid, b.read_all() ? "true" : "false");
-}
-
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) {
-    s.pop_back();
-  }
-  return s;
 }
 
 }  // namespace
@@ -208,21 +128,8 @@ void Supervisor::handle_submit(const control::Request& request, control::Connect
                  write_error.empty() ? conn.body_error() : write_error);
     return;
   }
-  auto* spool = spool_of(*p);
-  if (spool == nullptr) {
-    submit_to_redis(p, tmp, request.name, conn);
-    return;
-  }
-  try {
-    const auto id = spool->accept_submission(tmp, request.name);
-    spdlog::info("pool '{}': batch '{}' submitted ({} bytes)", p->name(), id, bytes);
-    conn.write(fmt::format(R"({{"ok":true,"batch":{},"pool":{}}})", json_quoted(id),
-                           json_quoted(p->name())) +
-               "\n");
-  } catch (const std::exception& e) {
-    ::unlink(tmp.c_str());
-    conn.write(error_reply(kRefused, e.what()));
-  }
+  store_of(p)->submit(
+      tmp, request.name, bytes, [this] { return control_->stopping(); }, conn);
 }
 
 void Supervisor::handle_status(control::Connection& conn) {
@@ -237,7 +144,7 @@ void Supervisor::handle_status(control::Connection& conn) {
         R"({}{{"name":{},"plugin":{},"workers":{},"busy":{},"queued":{},"on_error":"{}","abandoned":{}{}}})",
         first ? "" : ",", json_quoted(s.name), json_quoted(s.plugin), s.workers, s.busy, s.queued,
         s.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue", s.abandoned,
-        redis_status_json(*p, s));
+        store_of(p)->status_json(s));
     first = false;
     for (const auto& b : p->batches()) {
       fmt::format_to(std::back_inserter(batches),
@@ -252,117 +159,69 @@ void Supervisor::handle_status(control::Connection& conn) {
   conn.write(out + "\n");
 }
 
-void Supervisor::handle_cancel(const control::Request& request, control::Connection& conn) {
-  std::string error;
+std::unique_ptr<FoundBatch> Supervisor::locate(const std::string& ref,
+                                               control::Connection& conn) const {
+  // "ID", or "POOL/ID" where ids repeat across pools (they are unique only within a pool).
+  const auto all = pools();
+  const auto slash = ref.find('/');
+  const std::string id = slash == std::string::npos ? ref : ref.substr(slash + 1);
+  PoolMap where;
+  if (slash == std::string::npos) {
+    where = all;
+  } else if (auto p = all.find(ref.substr(0, slash)); p != all.end()) {
+    where.insert(*p);
+  }
+  std::unique_ptr<FoundBatch> found;
   std::vector<std::string> in;
-  auto where = locate(pools(), request.batch, error, in);
-  if (answer_from_redis(request, in, conn)) {
-    return;
+  std::vector<std::string> problems;  // stores that could not be asked
+  if (valid_batch_id(id)) {
+    for (const auto& [name, p] : where) {
+      try {
+        if (auto f = store_of(p)->find(id)) {
+          found = std::move(f);
+          in.push_back(name);
+        }
+      } catch (const StoreUnavailable& e) {
+        problems.emplace_back(e.what());
+      }
+    }
   }
-  if (!where) {
-    conn.write(error_reply(kUnknown, error));
-    return;
+  if (in.size() > 1) {
+    conn.write(error_reply(
+        kUnknown, fmt::format("batch '{}' is in more than one pool ({}): name it as POOL/{}", ref,
+                              fmt::join(in, ", "), ref)));
+    return nullptr;
   }
-  if (!where->active) {
-    conn.write(
-        error_reply(kUnknown, fmt::format("batch '{}' has already finished", request.batch)));
-    return;
+  if (!found && !problems.empty()) {
+    conn.write(error_reply(
+        kRefused, slash != std::string::npos
+                      ? problems.front()
+                      : fmt::format("batch '{}' is in no spool, and Redis cannot be asked: {}", ref,
+                                    fmt::join(problems, "; "))));
+    return nullptr;
   }
-  // The mark makes the cancellation outlive a restart: recovery reads it.
-  common::write_file_durably(where->dir / "cancelled", "cancelled by barista cancel\n");
-  where->active->cancel();
-  spdlog::warn("batch '{}' (pool '{}') cancelled on request", request.batch, where->pool->name());
-  conn.write(R"({"ok":true})"
-             "\n");
+  if (!found) {
+    conn.write(error_reply(kUnknown, fmt::format("unknown batch '{}'", ref)));
+  }
+  return found;
+}
+
+void Supervisor::handle_cancel(const control::Request& request, control::Connection& conn) {
+  if (auto found = locate(request.batch, conn)) {
+    found->cancel(request.batch, conn);
+  }
 }
 
 void Supervisor::handle_results(const control::Request& request, control::Connection& conn) {
-  std::string error;
-  std::vector<std::string> in;
-  auto where = locate(pools(), request.batch, error, in);
-  if (answer_from_redis(request, in, conn)) {
-    return;
+  if (auto found = locate(request.batch, conn)) {
+    found->results(request.summary, conn);
   }
-  if (!where) {
-    conn.write(error_reply(kUnknown, error));
-    return;
-  }
-  if (request.summary) {
-    const std::string summary = where->active
-                                    ? running_summary(*where->active)
-                                    : trimmed(common::read_file(where->dir / "summary.json"));
-    conn.write(R"({"ok":true})"
-               "\n" +
-               summary + "\n");
-    return;
-  }
-  if (where->active) {
-    where->active->flush(false);  // what has been recorded so far
-  }
-  conn.write(R"({"ok":true})"
-             "\n");
-  const int fd = ::open((where->dir / "results.jsonl").c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return;  // moved between the look and the open: the client sees what it got
-  }
-  constexpr std::size_t kStep = 256 * 1024;
-  const auto buf = std::make_unique_for_overwrite<char[]>(kStep);  // not zeroed
-  for (;;) {
-    const ssize_t n = ::read(fd, buf.get(), kStep);
-    if (n <= 0 || !conn.write(std::string_view(buf.get(), static_cast<std::size_t>(n)))) {
-      break;
-    }
-  }
-  ::close(fd);
 }
 
 void Supervisor::handle_wait(const control::Request& request, control::Connection& conn) {
-  {
-    std::string error;
-    std::vector<std::string> in;
-    locate(pools(), request.batch, error, in);
-    if (answer_from_redis(request, in, conn)) {
-      return;
-    }
-  }
-  for (;;) {
-    std::string error;
-    std::vector<std::string> in;
-    auto where = locate(pools(), request.batch, error, in);
-    if (!where) {
-      conn.write(error_reply(kUnknown, error));
-      return;
-    }
-    if (!where->active) {
-      const auto summary = trimmed(common::read_file(where->dir / "summary.json"));
-      conn.write(R"({"ok":true,"summary":)" + summary + "}\n");
-      return;
-    }
-    if (where->active->finished()) {
-      continue;  // ended since it was found: found again in done/ or failed/
-    }
-    const auto c = where->active->counts();
-    const auto line =
-        fmt::format(R"({{"progress":{{"done":{},"total":{},"failed":{},"read_all":{}}}}})",
-                    c.total(), where->active->jobs_read(), c.failed + c.timeout + c.invalid,
-                    where->active->read_all() ? "true" : "false");
-    if (!conn.write(line + "\n") || conn.client_gone()) {
-      return;  // the client stopped waiting: nothing else to do
-    }
-    if (control_->stopping()) {
-      conn.write(error_reply(kRefused, "baristad is stopping"));
-      return;
-    }
-    // Progress every 200 ms, but the end at once: the batch wakes this wait as it ends, so a
-    // one-job batch is answered as soon as its summary is written, not at a progress interval.
-    const auto next_progress = std::chrono::steady_clock::now() + kProgressInterval;
-    for (auto now = std::chrono::steady_clock::now(); now < next_progress && !control_->stopping();
-         now = std::chrono::steady_clock::now()) {
-      if (where->active->wait_finished(
-              std::min<std::chrono::steady_clock::duration>(next_progress - now, kStopCheck))) {
-        break;
-      }
-    }
+  if (auto found = locate(request.batch, conn)) {
+    found->wait(
+        request.batch, [this] { return control_->stopping(); }, conn);
   }
 }
 

@@ -5,11 +5,14 @@
 
 #include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
+#include "daemon/control/control_server.hpp"
 #include "daemon/control/exit_codes.hpp"
 #include "daemon/pool/pool.hpp"
 #include "daemon/redis/stream_store.hpp"
 
 #include <chrono>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -65,5 +68,12 @@ struct RedisPool {
     return std::make_unique<redis::StreamStore>(redis(), settings->config.max_job_bytes, timeout);
   }
 };
+
+/// Stores a batch submitted to a Redis pool: reads `tmp` (the body as received) with the
+/// spool's parsing rules, adds its jobs to the pool's stream, records its invalid lines, and
+/// answers with the batch id or an error. Removes `tmp` (redis_submit.cpp).
+void submit_to_redis(const RedisPool& pool, const std::filesystem::path& tmp,
+                     const std::string& name, const std::function<bool()>& stopping,
+                     control::Connection& conn);
 
 }  // namespace barista::runtime::redis_control

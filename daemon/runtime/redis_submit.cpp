@@ -5,7 +5,6 @@
 #include "daemon/batch/result_buffer.hpp"
 #include "daemon/batch/spool.hpp"
 #include "daemon/runtime/redis_control.hpp"
-#include "daemon/runtime/supervisor.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -196,9 +195,9 @@ std::string what_of(const RedisPool& pool, const std::exception& e) {
 
 }  // namespace
 
-void Supervisor::submit_to_redis(const std::shared_ptr<pool::Pool>& p, const fs::path& tmp,
-                                 const std::string& name, control::Connection& conn) {
-  const RedisPool pool{p->name(), p->settings()};
+void redis_control::submit_to_redis(const RedisPool& pool, const fs::path& tmp,
+                                    const std::string& name, const std::function<bool()>& stopping,
+                                    control::Connection& conn) {
   const auto refuse = [&](const std::string& why) {
     spdlog::warn("submitted batch '{}' not stored: {}", name, why);
     conn.write(error_reply(kRefused, why));
@@ -227,7 +226,7 @@ void Supervisor::submit_to_redis(const std::shared_ptr<pool::Pool>& p, const fs:
   }
   RedisSubmission submission(pool, *store, id, name);
   try {
-    submission.run(reader, [this] { return control_->stopping(); });
+    submission.run(reader, stopping);
     store->end_batch(id, submission.stored(), now_iso(), pool.ttl());
   } catch (const std::exception& e) {
     const auto why_failed = what_of(pool, e);

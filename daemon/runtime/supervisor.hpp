@@ -5,6 +5,7 @@
 #include "daemon/control/control_server.hpp"
 #include "daemon/plugin/plugin_registry.hpp"
 #include "daemon/pool/pool.hpp"
+#include "daemon/runtime/batch_store.hpp"
 #include "daemon/runtime/inbox_watcher.hpp"
 #include "daemon/runtime/metrics.hpp"
 #include "daemon/runtime/watchdog.hpp"
@@ -81,23 +82,9 @@ class Supervisor {
   void handle_wait(const control::Request& request, control::Connection& conn);
   void handle_reload(control::Connection& conn);
 
-  // --- control requests for pools shared through Redis (docs/cli.md#redis-pools):
-  // redis_submit.cpp, redis_handlers.cpp ---------------------------------------------------
-  /// Stores a batch submitted to a Redis pool: reads `tmp` (the body as received) with the
-  /// spool's parsing rules, adds its jobs to the pool's stream, records its invalid lines, and
-  /// answers with the batch id or an error. Removes `tmp`.
-  void submit_to_redis(const std::shared_ptr<pool::Pool>& p, const std::filesystem::path& tmp,
-                       const std::string& name, control::Connection& conn);
-  /// Answers cancel, results or wait from Redis, and returns true, when `request.batch` names a
-  /// batch of one of this daemon's Redis pools (or when Redis must be asked and cannot be);
-  /// false when the spool answers. `spool_pools`: the spool pools holding a batch of that id.
-  bool answer_from_redis(const control::Request& request,
-                         const std::vector<std::string>& spool_pools, control::Connection& conn);
-  /// The members a Redis pool adds to its `status` object (`,"redis":…,"pending":N`); "" for a
-  /// spool pool.
-  [[nodiscard]] static std::string redis_status_json(const pool::Pool& p,
-                                                     const pool::PoolStatus& s);
-  // --- end of the Redis block ------------------------------------------------------------
+  /// The batch a request names ("ID" or "POOL/ID") in its pool's store, or null once an error
+  /// reply has been written (unknown, in more than one pool, a store that cannot be asked).
+  std::unique_ptr<FoundBatch> locate(const std::string& ref, control::Connection& conn) const;
 
   [[nodiscard]] std::shared_ptr<pool::Pool> find_pool(const std::string& name) const;
   [[nodiscard]] PoolMap pools() const;

@@ -1,9 +1,9 @@
-// `cancel`, `results`, `wait` and `status` for pools shared through Redis
-// (docs/cli.md#redis-pools): a batch is looked for in the Redis servers of this daemon's Redis
-// pools, and its record read (or cancelled) there. Each request talks to Redis on a connection of
-// its own: a handler runs on a thread of its own, and a StreamStore is not thread-safe.
+// The control requests' view of a pool shared through Redis (docs/cli.md#redis-pools): a batch
+// is looked for in the pool's Redis server, and its record read (or cancelled) there. Each
+// request talks to Redis on a connection of its own: a handler runs on a thread of its own, and
+// a StreamStore is not thread-safe.
+#include "daemon/runtime/batch_store.hpp"
 #include "daemon/runtime/redis_control.hpp"
-#include "daemon/runtime/supervisor.hpp"
 
 #include <algorithm>
 #include <functional>
@@ -26,68 +26,12 @@ constexpr auto kStatusTimeout = std::chrono::milliseconds(500);
 constexpr auto kProgressInterval = std::chrono::milliseconds(200);
 constexpr long long kLinesPerPage = 1000;
 
-bool valid_batch_id(std::string_view id) {
-  return !id.empty() && id.find('/') == std::string_view::npos;
-}
-
-std::vector<RedisPool> redis_pools(const std::map<std::string, std::shared_ptr<pool::Pool>>& all) {
-  std::vector<RedisPool> out;
-  for (const auto& [name, p] : all) {
-    if (auto settings = p->settings(); settings->config.redis) {
-      out.push_back({name, std::move(settings)});
-    }
-  }
-  return out;
-}
-
-// Batch keys are per server and database: pools there share one namespace of batch ids.
-bool same_keys(const config::RedisConfig& a, const config::RedisConfig& b) {
-  return a.host == b.host && a.port == b.port && a.db == b.db;
-}
-
 // A batch of a Redis pool, as read on the connection that found it.
 struct RedisBatch {
   RedisPool pool;
   std::unique_ptr<redis::StreamStore> store;
   redis::BatchRecord record;
 };
-
-// A plain batch id looked for on every Redis server of this daemon's pools.
-struct RedisLookup {
-  std::vector<RedisBatch> found;
-  std::vector<std::string> problems;  // servers that could not be asked
-};
-
-RedisLookup find_in_redis(const std::vector<RedisPool>& pools, const std::string& id) {
-  RedisLookup out;
-  std::vector<bool> asked(pools.size(), false);
-  for (std::size_t i = 0; i < pools.size(); ++i) {
-    if (asked[i]) {
-      continue;
-    }
-    std::vector<const RedisPool*> sharing;  // the pools whose batch keys live on this server
-    for (std::size_t j = i; j < pools.size(); ++j) {
-      if (!asked[j] && same_keys(pools[i].redis(), pools[j].redis())) {
-        asked[j] = true;
-        sharing.push_back(&pools[j]);
-      }
-    }
-    try {
-      auto store = pools[i].connect();
-      auto record = store->batch(id);
-      // A record of a pool this daemon does not have belongs to other daemons.
-      const auto mine = std::find_if(sharing.begin(), sharing.end(), [&](const RedisPool* p) {
-        return record && p->name == record->pool;
-      });
-      if (mine != sharing.end()) {
-        out.found.push_back({**mine, std::move(store), std::move(*record)});
-      }
-    } catch (const redis::RedisError& e) {
-      out.problems.push_back(redis_problem(pools[i].name, pools[i].redis(), e));
-    }
-  }
-  return out;
-}
 
 void cancel_in_redis(RedisBatch& b, const std::string& ref, control::Connection& conn) {
   switch (b.store->cancel(b.record.id)) {
@@ -197,82 +141,68 @@ void wait_in_redis(RedisBatch& b, const std::string& ref, const std::function<bo
   }
 }
 
-}  // namespace
+class RedisFound final : public FoundBatch {
+ public:
+  explicit RedisFound(RedisBatch b) : b_(std::move(b)) {}
 
-bool Supervisor::answer_from_redis(const control::Request& request,
-                                   const std::vector<std::string>& spool_pools,
-                                   control::Connection& conn) {
-  const auto all = redis_pools(pools());
-  if (all.empty()) {
-    return false;
+  void cancel(const std::string& ref, control::Connection& conn) override {
+    guarded(conn, [&] { cancel_in_redis(b_, ref, conn); });
   }
-  const std::string& ref = request.batch;
-  std::optional<RedisBatch> target;
-  if (const auto slash = ref.find('/'); slash != std::string::npos) {
-    const auto name = ref.substr(0, slash);
-    const auto id = ref.substr(slash + 1);
-    const auto p =
-        std::find_if(all.begin(), all.end(), [&](const RedisPool& rp) { return rp.name == name; });
-    if (p == all.end()) {
-      return false;  // a spool pool's batch, or no pool at all: the spool answers
-    }
+  void results(bool summary, control::Connection& conn) override {
+    guarded(conn, [&] { results_from_redis(b_, summary, conn); });
+  }
+  void wait(const std::string& ref, const std::function<bool()>& stopping,
+            control::Connection& conn) override {
+    guarded(conn, [&] { wait_in_redis(b_, ref, stopping, conn); });
+  }
+
+ private:
+  template <class Act>
+  void guarded(control::Connection& conn, Act act) {
     try {
-      auto store = p->connect();
-      auto record = valid_batch_id(id) ? store->batch(id) : std::nullopt;
-      if (!record || record->pool != name) {
-        conn.write(error_reply(kUnknown, fmt::format("unknown batch '{}'", ref)));
-        return true;
-      }
-      target = RedisBatch{*p, std::move(store), std::move(*record)};
+      act();
     } catch (const redis::RedisError& e) {
-      conn.write(error_reply(kRefused, redis_problem(p->name, p->redis(), e)));
-      return true;
+      conn.write(error_reply(kRefused, redis_problem(b_.pool.name, b_.pool.redis(), e)));
     }
-  } else {
-    auto lookup = find_in_redis(all, ref);
-    if (lookup.found.empty()) {
-      if (!spool_pools.empty() || lookup.problems.empty()) {
-        return false;
-      }
-      conn.write(error_reply(kRefused, fmt::format("batch '{}' is in no spool, and Redis cannot "
-                                                   "be asked: {}",
-                                                   ref, fmt::join(lookup.problems, "; "))));
-      return true;
-    }
-    std::vector<std::string> in = spool_pools;
-    for (const auto& f : lookup.found) {
-      in.push_back(f.pool.name);
-    }
-    if (in.size() > 1) {
-      std::sort(in.begin(), in.end());
-      conn.write(
-          error_reply(kUnknown, fmt::format("batch '{}' is in more than one pool ({}): name it as "
-                                            "POOL/{}",
-                                            ref, fmt::join(in, ", "), ref)));
-      return true;
-    }
-    target = std::move(lookup.found.front());
   }
-  try {
-    if (request.cmd == "cancel") {
-      cancel_in_redis(*target, ref, conn);
-    } else if (request.cmd == "results") {
-      results_from_redis(*target, request.summary, conn);
-    } else {
-      const auto stopping = [this] { return control_->stopping(); };
-      wait_in_redis(*target, ref, stopping, conn);
-    }
-  } catch (const redis::RedisError& e) {
-    conn.write(error_reply(kRefused, redis_problem(target->pool.name, target->pool.redis(), e)));
-  }
-  return true;
-}
 
-std::string Supervisor::redis_status_json(const pool::Pool& p, const pool::PoolStatus& s) {
-  const auto settings = p.settings();
-  if (!settings->config.redis) {
-    return {};
+  RedisBatch b_;
+};
+
+class RedisStore final : public BatchStore {
+ public:
+  explicit RedisStore(std::shared_ptr<pool::Pool> pool)
+      : pool_(std::move(pool)), redis_{pool_->name(), pool_->settings()} {}
+
+  void submit(const std::filesystem::path& tmp, const std::string& name, std::uint64_t /*bytes*/,
+              const std::function<bool()>& stopping, control::Connection& conn) override {
+    submit_to_redis(redis_, tmp, name, stopping, conn);
   }
+
+  std::unique_ptr<FoundBatch> find(const std::string& id) override {
+    try {
+      auto store = redis_.connect();
+      auto record = store->batch(id);
+      // Batch keys are per server and database, shared by the pools there: a record of another
+      // pool (this daemon's, or other daemons') is not this pool's batch.
+      if (!record || record->pool != redis_.name) {
+        return nullptr;
+      }
+      return std::make_unique<RedisFound>(RedisBatch{redis_, std::move(store), std::move(*record)});
+    } catch (const redis::RedisError& e) {
+      throw StoreUnavailable(redis_problem(redis_.name, redis_.redis(), e));
+    }
+  }
+
+  std::string status_json(const pool::PoolStatus& s) override;
+
+ private:
+  std::shared_ptr<pool::Pool> pool_;  // kept while the request runs
+  RedisPool redis_;
+};
+
+std::string RedisStore::status_json(const pool::PoolStatus& s) {
+  const auto& settings = redis_.settings;
   // The pool's own view first: while it says unavailable it takes no jobs, whatever a probe
   // finds. Otherwise a probe: the freshest word, and the stream's pending count.
   std::string state = s.redis;
@@ -294,6 +224,12 @@ std::string Supervisor::redis_status_json(const pool::Pool& p, const pool::PoolS
     out += fmt::format(R"(,"pending":{})", *pending);
   }
   return out;
+}
+
+}  // namespace
+
+std::unique_ptr<BatchStore> redis_store(std::shared_ptr<pool::Pool> pool) {
+  return std::make_unique<RedisStore>(std::move(pool));
 }
 
 }  // namespace barista::runtime
