@@ -1,10 +1,11 @@
-// The answers to control-socket requests (the `barista` CLI's verbs).
+// The answers to control-socket requests (the `barista` CLI's verbs): each asks the daemon for
+// its pools, and a pool's store for its batches (batch_store.hpp).
 #include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
 #include "daemon/control/exit_codes.hpp"
 #include "daemon/runtime/backends.hpp"
 #include "daemon/runtime/batch_store.hpp"
-#include "daemon/runtime/supervisor.hpp"
+#include "daemon/runtime/control_handlers.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -46,7 +47,7 @@ bool valid_batch_name(std::string_view name) {
 
 }  // namespace
 
-void Supervisor::handle(const control::Request& request, control::Connection& conn) {
+void ControlHandlers::handle(const control::Request& request, control::Connection& conn) {
   const auto& cmd = request.cmd;
   if (cmd == "submit") {
     handle_submit(request, conn);
@@ -65,11 +66,11 @@ void Supervisor::handle(const control::Request& request, control::Connection& co
   }
 }
 
-void Supervisor::handle_submit(const control::Request& request, control::Connection& conn) {
-  auto p = find_pool(request.pool);
+void ControlHandlers::handle_submit(const control::Request& request, control::Connection& conn) {
+  auto p = daemon_.find_pool(request.pool);
   if (!p) {
     std::vector<std::string> names;
-    for (const auto& [name, pool] : pools()) {
+    for (const auto& [name, pool] : daemon_.pools()) {
       names.push_back(name);
     }
     conn.write(error_reply(kRefused, fmt::format("unknown pool '{}' (pools: {})", request.pool,
@@ -129,15 +130,15 @@ void Supervisor::handle_submit(const control::Request& request, control::Connect
     return;
   }
   store_of(p)->submit(
-      tmp, request.name, bytes, [this] { return control_->stopping(); }, conn);
+      tmp, request.name, bytes, [this] { return daemon_.stopping(); }, conn);
 }
 
-void Supervisor::handle_status(control::Connection& conn) {
+void ControlHandlers::handle_status(control::Connection& conn) {
   std::string out = R"({"ok":true,"pools":[)";
   std::string batches;
   bool first = true;
   bool first_batch = true;
-  for (const auto& [name, p] : pools()) {
+  for (const auto& [name, p] : daemon_.pools()) {
     const auto s = p->status();
     fmt::format_to(
         std::back_inserter(out),
@@ -155,14 +156,14 @@ void Supervisor::handle_status(control::Connection& conn) {
     }
   }
   fmt::format_to(std::back_inserter(out), R"(],"batches":[{}],"generation":{}}})", batches,
-                 generation_.load());
+                 daemon_.generation());
   conn.write(out + "\n");
 }
 
-std::unique_ptr<FoundBatch> Supervisor::locate(const std::string& ref,
+std::unique_ptr<FoundBatch> ControlHandlers::locate(const std::string& ref,
                                                control::Connection& conn) const {
   // "ID", or "POOL/ID" where ids repeat across pools (they are unique only within a pool).
-  const auto all = pools();
+  const auto all = daemon_.pools();
   const auto slash = ref.find('/');
   const std::string id = slash == std::string::npos ? ref : ref.substr(slash + 1);
   PoolMap where;
@@ -206,27 +207,27 @@ std::unique_ptr<FoundBatch> Supervisor::locate(const std::string& ref,
   return found;
 }
 
-void Supervisor::handle_cancel(const control::Request& request, control::Connection& conn) {
+void ControlHandlers::handle_cancel(const control::Request& request, control::Connection& conn) {
   if (auto found = locate(request.batch, conn)) {
     found->cancel(request.batch, conn);
   }
 }
 
-void Supervisor::handle_results(const control::Request& request, control::Connection& conn) {
+void ControlHandlers::handle_results(const control::Request& request, control::Connection& conn) {
   if (auto found = locate(request.batch, conn)) {
     found->results(request.summary, conn);
   }
 }
 
-void Supervisor::handle_wait(const control::Request& request, control::Connection& conn) {
+void ControlHandlers::handle_wait(const control::Request& request, control::Connection& conn) {
   if (auto found = locate(request.batch, conn)) {
     found->wait(
-        request.batch, [this] { return control_->stopping(); }, conn);
+        request.batch, [this] { return daemon_.stopping(); }, conn);
   }
 }
 
-void Supervisor::handle_reload(control::Connection& conn) {
-  const auto outcome = wait_reload(request_reload());
+void ControlHandlers::handle_reload(control::Connection& conn) {
+  const auto outcome = daemon_.reload_and_wait();
   std::string out =
       fmt::format(R"({{"ok":{},"generation":{},"code":{},"changes":[)",
                   outcome.ok ? "true" : "false", outcome.generation, outcome.ok ? 0 : kUnknown);

@@ -5,7 +5,7 @@
 #include "daemon/control/control_server.hpp"
 #include "daemon/plugin/plugin_registry.hpp"
 #include "daemon/pool/pool.hpp"
-#include "daemon/runtime/batch_store.hpp"
+#include "daemon/runtime/control_handlers.hpp"
 #include "daemon/runtime/inbox_watcher.hpp"
 #include "daemon/runtime/metrics.hpp"
 #include "daemon/runtime/watchdog.hpp"
@@ -25,6 +25,8 @@
 
 namespace barista::runtime {
 
+struct PoolPlan;
+
 /// Problems that keep the daemon from starting, each as `FILE:LINE:COL: message`.
 class StartupError : public std::runtime_error {
  public:
@@ -35,17 +37,9 @@ class StartupError : public std::runtime_error {
   std::vector<std::string> problems_;
 };
 
-/// The outcome of one reload.
-struct ReloadOutcome {
-  bool ok = false;
-  std::uint64_t generation = 0;      ///< the config generation running afterwards
-  std::vector<std::string> changes;  ///< what changed, one line each
-  std::vector<std::string> errors;   ///< why it was rejected, `FILE:LINE:COL: message` each
-};
-
 /// Builds the pools of a config, resumes their unfinished batches, feeds them from their inboxes,
 /// answers the control socket, reloads the config, and stops. The daemon's main loop runs here.
-class Supervisor {
+class Supervisor final : private Daemon {
  public:
   /// Loads every plugin and creates every pool (one processor per worker). Throws StartupError.
   /// `log_level_override`: the --log-level given on the command line, which reloads keep.
@@ -63,31 +57,33 @@ class Supervisor {
   static void block_signals();
 
  private:
-  using PoolMap = std::map<std::string, std::shared_ptr<pool::Pool>>;
-
-  // reload (supervisor.cpp)
+  // reload (reload.cpp): load -> plan -> apply
   std::uint64_t request_reload();
   ReloadOutcome wait_reload(std::uint64_t ticket);
   void reload_loop();
   ReloadOutcome reload();
+  /// The config file parsed and checked against what cannot change live; nullopt on an error.
+  [[nodiscard]] std::optional<config::DaemonConfig> load_next(ReloadOutcome& out) const;
+  /// Plugins loaded, processors and new pools made, the metrics endpoint bound; problems go
+  /// to `out.errors`, and then nothing running has changed.
+  std::vector<PoolPlan> plan(const config::DaemonConfig& next, ReloadOutcome& out);
+  /// Makes `next` the running config: pools removed, changed and added as planned.
+  void apply(config::DaemonConfig next, std::vector<PoolPlan> plans, ReloadOutcome& out);
+  void swap_pools(config::DaemonConfig next, const std::vector<PoolPlan>& plans,
+                  ReloadOutcome& out);
+  void start_added(const PoolPlan& plan);
+
+  // life (supervisor.cpp)
   void stop();
   void rerun_crashed();
 
-  // control requests (control_handlers.cpp)
-  void handle(const control::Request& request, control::Connection& conn);
-  void handle_submit(const control::Request& request, control::Connection& conn);
-  void handle_status(control::Connection& conn);
-  void handle_cancel(const control::Request& request, control::Connection& conn);
-  void handle_results(const control::Request& request, control::Connection& conn);
-  void handle_wait(const control::Request& request, control::Connection& conn);
-  void handle_reload(control::Connection& conn);
+  // what the control requests ask of the daemon (Daemon)
+  [[nodiscard]] std::shared_ptr<pool::Pool> find_pool(const std::string& name) const override;
+  [[nodiscard]] PoolMap pools() const override;
+  [[nodiscard]] std::uint64_t generation() const override { return generation_.load(); }
+  ReloadOutcome reload_and_wait() override { return wait_reload(request_reload()); }
+  [[nodiscard]] bool stopping() const override;
 
-  /// The batch a request names ("ID" or "POOL/ID") in its pool's store, or null once an error
-  /// reply has been written (unknown, in more than one pool, a store that cannot be asked).
-  std::unique_ptr<FoundBatch> locate(const std::string& ref, control::Connection& conn) const;
-
-  [[nodiscard]] std::shared_ptr<pool::Pool> find_pool(const std::string& name) const;
-  [[nodiscard]] PoolMap pools() const;
   [[nodiscard]] std::string status_line() const;
   [[nodiscard]] std::vector<Metrics::PoolView> metric_views() const;
 
@@ -103,6 +99,7 @@ class Supervisor {
   PoolMap pools_;
   std::map<std::string, std::thread> draining_;  // removed pools finishing their running jobs
   std::unique_ptr<InboxWatcher> watcher_;
+  ControlHandlers handlers_{*this};
   std::unique_ptr<control::ControlServer> control_;
 
   std::mutex reload_mutex_;
