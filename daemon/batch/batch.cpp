@@ -1,5 +1,6 @@
 #include "daemon/batch/batch.hpp"
 
+#include "daemon/common/error_text.hpp"
 #include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
 
@@ -20,7 +21,7 @@ namespace barista::batch {
 namespace {
 
 // Results are handed to the kernel once this much is buffered, even between group commits.
-constexpr std::size_t kWriteThreshold = 256 * 1024;
+constexpr std::size_t kWriteThreshold = 256UL * 1024;
 
 // Writes all of `data`; 0, or the errno of the write that failed.
 int write_all(int fd, std::string_view data) {
@@ -149,7 +150,7 @@ bool Batch::flush(bool sync) {
     }
   }
   std::lock_guard lock(mutex_);
-  write_error_ = error == 0 ? std::string() : std::strerror(error);
+  write_error_ = error == 0 ? std::string() : common::error_text(error);
   return error == 0;
 }
 
@@ -168,31 +169,26 @@ Counts Batch::counts() const {
   return counts_;
 }
 
-std::string Batch::summary_json(std::string_view state,
-                                std::chrono::system_clock::time_point end) const {
+Summary Batch::summary(std::string_view state,
+                       std::optional<std::chrono::system_clock::time_point> end) const {
   std::lock_guard lock(mutex_);
-  std::string out = R"({"batch":)";
-  common::append_json_string(out, info_.id);
-  out += R"(,"pool":)";
-  common::append_json_string(out, info_.pool);
-  fmt::format_to(
-      std::back_inserter(out),
-      R"(,"state":"{}","jobs":{},"ok":{},"failed":{},"timeout":{},"cancelled":{},"invalid":{},"first_error":)",
-      state, counts_.total(), counts_.ok, counts_.failed, counts_.timeout, counts_.cancelled,
-      counts_.invalid);
-  if (first_error_) {
-    out += R"({"id":)";
-    common::append_json_string(out, first_error_->id);
-    out += R"(,"error":)";
-    common::append_json_string(out, first_error_->error);
-    out += "}";
+  Summary out;
+  out.batch = info_.id;
+  out.pool = info_.pool;
+  out.state = state;
+  out.counts = counts_;
+  out.first_error = first_error_;
+  out.started = common::iso8601_utc(info_.started);
+  if (end) {
+    out.jobs = counts_.total();
+    out.finished = common::iso8601_utc(*end);
+    out.seconds = std::chrono::duration<double>(*end - info_.started).count();
   } else {
-    out += "null";
+    // Running: the jobs read so far, and whether that is all of them.
+    out.jobs = jobs_read();
+    out.timed = false;
+    out.read_all = read_all();
   }
-  const double seconds = std::chrono::duration<double>(end - info_.started).count();
-  fmt::format_to(std::back_inserter(out), R"(,"started":"{}","finished":"{}","seconds":{:.3f}}})",
-                 common::iso8601_utc(info_.started), common::iso8601_utc(end), seconds);
-  out += '\n';
   return out;
 }
 
@@ -205,12 +201,12 @@ void Batch::finish() {
   // The summary is written first and synced after the results: its blocks go to disk with the
   // results' sync, one journal commit for both instead of one each. It is still only renamed
   // into place once both are durable, so a summary.json never names results that are not.
-  common::DurableWrite summary(dir() / "summary.json",
-                               summary_json(was_cancelled ? "cancelled" : "done", end));
+  common::DurableWrite summary_file(dir() / "summary.json",
+                                    summary(was_cancelled ? "cancelled" : "done", end).json());
   if (!flush(true)) {
     throw std::runtime_error("cannot write its results: " + write_error());
   }
-  summary.commit();
+  summary_file.commit();
   const auto target = info_.pool_dir / (was_cancelled ? "failed" : "done") / info_.id;
   // The move is not synced: summary.json is durable in active/ID/ already, and a restart that
   // finds it there finishes the move (PoolSpool::recover). Two folder syncs fewer per batch.

@@ -4,6 +4,7 @@
 #include "daemon/batch/job_counters.hpp"
 #include "daemon/batch/job_parser.hpp"
 #include "daemon/batch/result_buffer.hpp"
+#include "daemon/batch/summary.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -80,6 +81,11 @@ class Batch : public BatchCore {
   /// no summary is written, and finish() may be called again.
   void finish();
 
+  /// Its summary: as it ended at `end` in `state`, or, without `end`, its counts so far
+  /// ("running").
+  [[nodiscard]] Summary summary(
+      std::string_view state,
+      std::optional<std::chrono::system_clock::time_point> end = std::nullopt) const;
   /// A snapshot for status: results so far, and the number of jobs once the whole input is read.
   [[nodiscard]] Counts counts() const;
   [[nodiscard]] std::uint64_t jobs_read() const noexcept {
@@ -97,8 +103,6 @@ class Batch : public BatchCore {
   bool wait_finished(std::chrono::steady_clock::duration timeout) const;
 
  private:
-  std::string summary_json(std::string_view state, std::chrono::system_clock::time_point end) const;
-
   Info info_;
   int fd_ = -1;
   std::atomic<bool> finished_{false};

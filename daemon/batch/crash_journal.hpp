@@ -49,7 +49,7 @@ class RunningJobs {
 
  private:
   struct Slot;
-  Slot* slot(int index) const noexcept;
+  [[nodiscard]] Slot* slot(int index) const noexcept;
 
   void* map_ = nullptr;
   std::vector<JobRef> left_over_;

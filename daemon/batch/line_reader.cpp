@@ -9,7 +9,7 @@
 
 namespace barista::batch {
 namespace {
-constexpr std::size_t kReadBlock = 256 * 1024;
+constexpr std::size_t kReadBlock = 256UL * 1024;
 }
 
 LineReader::LineReader(int fd, std::uint64_t max_line, std::size_t padding)

@@ -1,5 +1,6 @@
 #include "daemon/batch/spool.hpp"
 
+#include "daemon/common/error_text.hpp"
 #include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
 
@@ -193,7 +194,7 @@ int open_batch_input(const fs::path& file, std::string& error) {
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
-    error = std::strerror(errno);
+    error = common::error_text(errno);
     return -1;
   }
   struct stat st {};

@@ -1,6 +1,7 @@
 #include "daemon/cli/client.hpp"
 
 #include "daemon/cli/cli_error.hpp"
+#include "daemon/common/error_text.hpp"
 #include "daemon/common/json.hpp"
 #include "daemon/control/framing.hpp"
 
@@ -18,7 +19,7 @@
 namespace barista::cli {
 namespace {
 
-constexpr std::size_t kChunkBytes = 256 * 1024;
+constexpr std::size_t kChunkBytes = 256UL * 1024;
 
 // Why connect() failed, in the words an operator needs to fix it.
 std::string connect_problem(int error, const std::filesystem::path& socket) {
@@ -41,13 +42,13 @@ std::string connect_problem(int error, const std::filesystem::path& socket) {
     case EAGAIN:
       return "baristad is too busy to accept the connection (try again)";
     default:
-      return std::strerror(error);
+      return common::error_text(error);
   }
 }
 
 [[noreturn]] void lost(const std::filesystem::path& socket, int error) {
   throw CliError(kExitRefused, fmt::format("lost the connection to baristad at {}: {}",
-                                           socket.string(), std::strerror(error)));
+                                           socket.string(), common::error_text(error)));
 }
 
 }  // namespace
@@ -66,7 +67,7 @@ ControlClient::ControlClient(std::filesystem::path socket) : socket_(std::move(s
   std::memcpy(addr.sun_path, socket_.c_str(), socket_.native().size() + 1);
   fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) {
-    throw reach_error(std::strerror(errno));
+    throw reach_error(common::error_text(errno));
   }
   if (::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     const int error = errno;
@@ -122,7 +123,8 @@ bool ControlClient::send_body(int fd, std::string_view source,
     }
     if (got < 0) {
       // Thrown before the end marker: the daemon discards the part already sent.
-      throw CliError(kExitRefused, fmt::format("cannot read {}: {}", source, std::strerror(errno)));
+      throw CliError(kExitRefused,
+                     fmt::format("cannot read {}: {}", source, common::error_text(errno)));
     }
     const std::string_view data(chunk.data(), static_cast<std::size_t>(got));
     if (observe) {
@@ -231,7 +233,8 @@ void write_all(int fd, std::string_view data) {
       if (errno == EPIPE) {
         return;
       }
-      throw CliError(kExitFailed, fmt::format("cannot write the output: {}", std::strerror(errno)));
+      throw CliError(kExitFailed,
+                     fmt::format("cannot write the output: {}", common::error_text(errno)));
     }
     data.remove_prefix(static_cast<std::size_t>(n));
   }

@@ -4,6 +4,8 @@
 #include "daemon/cli/cli_error.hpp"
 #include "daemon/cli/verbs.hpp"
 
+#include "daemon/common/error_text.hpp"
+
 #include <barista/abi.hpp>
 
 #include <CLI/CLI.hpp>
@@ -38,7 +40,7 @@ int exec_check_config(const std::string& file) {
   ::execvp(program.c_str(), argv);
   throw barista::cli::CliError(
       barista::cli::kExitRefused,
-      "cannot run " + program + " --check-config: " + std::strerror(errno));
+      "cannot run " + program + " --check-config: " + barista::common::error_text(errno));
 }
 
 void add_check_config(CLI::App& app, Action& action) {
@@ -60,7 +62,9 @@ std::string version_text() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   CLI::App app{"barista: control a running baristad and check its configuration", "barista"};
   app.set_version_flag("--version", version_text(), "Print the version and the SDK ABI");
   app.require_subcommand(1);
@@ -98,4 +102,18 @@ int main(int argc, char** argv) {
     std::cerr << "barista: " << e.what() << '\n';
     return e.code();
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // What run() does not catch itself (a failed write to a closed stdout, say) ends here, said.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "barista: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "barista: unexpected error\n";
+  }
+  return barista::cli::kExitFailed;
 }

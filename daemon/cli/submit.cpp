@@ -5,6 +5,8 @@
 #include "daemon/cli/verbs.hpp"
 #include "daemon/cli/wait.hpp"
 
+#include "daemon/common/error_text.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,7 +44,8 @@ class Input {
     label_ = file;
     fd_ = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) {
-      throw CliError(kExitRefused, fmt::format("cannot read {}: {}", file, std::strerror(errno)));
+      throw CliError(kExitRefused,
+                     fmt::format("cannot read {}: {}", file, common::error_text(errno)));
     }
     owned_ = true;
     struct stat st {};

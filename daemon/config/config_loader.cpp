@@ -1,5 +1,6 @@
 #include "daemon/config/config_loader.hpp"
 
+#include "daemon/common/error_text.hpp"
 #include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
 
@@ -164,7 +165,7 @@ DaemonConfig parse_config(std::string_view text, const std::filesystem::path& fi
 DaemonConfig load_config_file(const std::filesystem::path& file) {
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    refuse(file, fmt::format("cannot read: {}", std::strerror(errno)));
+    refuse(file, fmt::format("cannot read: {}", common::error_text(errno)));
   }
   struct Closer {
     int fd;

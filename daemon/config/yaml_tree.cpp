@@ -127,7 +127,7 @@ class TreeBuilder final : public YAML::EventHandler {
   }
 
   // The alias as written (`*name`), read back from the text at the parser's mark.
-  std::string alias_text(const YAML::Mark& mark) const {
+  [[nodiscard]] std::string alias_text(const YAML::Mark& mark) const {
     if (mark.pos < 0 || static_cast<std::size_t>(mark.pos) >= text_.size()) {
       return "*";
     }

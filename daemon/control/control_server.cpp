@@ -1,5 +1,7 @@
 #include "daemon/control/control_server.hpp"
 
+#include "daemon/common/error_text.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -27,7 +29,7 @@ constexpr auto kRequestTimeout = std::chrono::seconds(30);
 constexpr int kBodyTimeoutSeconds = 30;
 constexpr std::size_t kMaxHandlers = 256;
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() { return common::error_text(errno); }
 
 sockaddr_un address_of(const std::filesystem::path& path) {
   sockaddr_un addr{};
@@ -100,7 +102,7 @@ bool Connection::read_body(const std::function<bool(std::string_view)>& sink) {
     pending_.clear();
   }
   // Not zeroed: a one-line batch would otherwise pay for clearing all of it.
-  constexpr std::size_t kStep = 256 * 1024;
+  constexpr std::size_t kStep = 256UL * 1024;
   const auto buf = std::make_unique_for_overwrite<char[]>(kStep);
   while (decoder.state() == ChunkDecoder::State::kMore) {
     const ssize_t n = ::recv(fd_, buf.get(), kStep, 0);

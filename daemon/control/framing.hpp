@@ -12,7 +12,7 @@ namespace barista::control {
 /// (the client was killed, or could not read its file) is discarded: a batch cut short is never
 /// stored as if it were whole. Both ends use this file; the `barista` CLI compiles it in alone
 /// (daemon/cli/sources.cmake), without the daemon's JSON parser.
-inline constexpr std::size_t kMaxChunkBytes = 16 * 1024 * 1024;
+inline constexpr std::size_t kMaxChunkBytes = 16UL * 1024 * 1024;
 
 /// The header that precedes a chunk of `length` body bytes ("0\n" ends the body).
 std::string chunk_header(std::size_t length);

@@ -28,7 +28,7 @@ namespace barista::control {
 /// unknown batch, rejected reload; 3: refused).
 ///
 /// A submitted batch body travels in chunks: framing.hpp.
-inline constexpr std::size_t kMaxRequestBytes = 64 * 1024;
+inline constexpr std::size_t kMaxRequestBytes = 64UL * 1024;
 
 struct Request {
   std::string cmd;

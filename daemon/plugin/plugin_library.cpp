@@ -1,5 +1,6 @@
 #include "daemon/plugin/plugin_library.hpp"
 
+#include "daemon/common/error_text.hpp"
 #include "daemon/plugin/elf_manifest.hpp"
 
 #include <dlfcn.h>
@@ -37,7 +38,7 @@ std::string sha256_hex(const std::vector<std::uint8_t>& bytes) {
     throw PluginError("SHA-256 of a plugin file failed");
   }
   std::string out;
-  out.reserve(length * 2);
+  out.reserve(std::size_t{length} * 2);
   for (unsigned int i = 0; i < length; ++i) {
     out += fmt::format("{:02x}", digest[i]);
   }
@@ -64,7 +65,7 @@ std::vector<std::uint8_t> read_plugin_file(const std::string& who,
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
-    refuse(who, file, err == ENOENT ? std::string("file not found") : std::strerror(err));
+    refuse(who, file, err == ENOENT ? std::string("file not found") : common::error_text(err));
   }
   struct FdCloser {
     int fd;
@@ -72,7 +73,7 @@ std::vector<std::uint8_t> read_plugin_file(const std::string& who,
   } closer{fd};
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
-    refuse(who, file, std::strerror(errno));
+    refuse(who, file, common::error_text(errno));
   }
   if (!S_ISREG(st.st_mode)) {
     refuse(who, file, "not a regular file");
@@ -95,7 +96,7 @@ std::vector<std::uint8_t> read_plugin_file(const std::string& who,
     }
     if (n <= 0) {
       refuse(who, file,
-             n == 0 ? std::string("file shrank while being read") : std::strerror(errno));
+             n == 0 ? std::string("file shrank while being read") : common::error_text(errno));
     }
     done += static_cast<std::size_t>(n);
   }
@@ -229,11 +230,13 @@ std::shared_ptr<const PluginLibrary> PluginLibrary::open(const std::filesystem::
   const auto load_from =
       cache_dir.empty() ? file : private_copy(who, file, cache_dir, bytes, lib->digest_);
   boost::dll::fs::error_code ec;
+  // Plugins are loaded by one thread at a time (start-up, then the reload thread), so that
+  // dlerror() here speaks of this load. NOLINTNEXTLINE(concurrency-mt-unsafe)
   ::dlerror();
   lib->library_.load(load_from, ec,
                      boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
   if (ec || !lib->library_.is_loaded()) {
-    const char* reason = ::dlerror();
+    const char* reason = ::dlerror();  // NOLINT(concurrency-mt-unsafe): see above
     refuse(who, file,
            fmt::format("cannot be loaded: {}", reason != nullptr ? reason : ec.message()));
   }

@@ -155,7 +155,25 @@ class Pool {
   void record_result(Worker& self, JobChunk& chunk, std::size_t index, batch::JobStatus status,
                      int attempts, double ms, std::string_view text);
   [[nodiscard]] int busy_locked() const;
-  /// `now`: the clock when the job starts; on return, when it ended.
+  /// What an attempt came to.
+  struct Verdict {
+    batch::JobStatus status = batch::JobStatus::kFailed;
+    std::string text;
+    bool retryable = true;
+  };
+  enum class Ran { kJudged, kDiscarded, kAbandoned };
+  static Verdict judge(std::optional<Outcome>& outcome, std::string& thrown,
+                       const config::PoolConfig& cfg,
+                       std::chrono::steady_clock::time_point deadline);
+  /// Runs one attempt of job `index` with the worker's processor and judges it (`verdict`);
+  /// kDiscarded when the pool's stop timed out meanwhile, kAbandoned when the monitor gave up
+  /// on the worker.
+  Ran attempt_once(Worker& self, JobChunk& chunk, std::size_t index, int attempt,
+                   std::chrono::steady_clock::time_point first_start,
+                   std::chrono::steady_clock::time_point attempt_start, Verdict& verdict);
+  /// Runs a job to its result: attempts, retries with backoff, the rate, cancellation. False
+  /// when the worker was abandoned. `now`: the clock when the job starts; on return, when it
+  /// ended.
   bool run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
                std::chrono::steady_clock::time_point& now);
   void adopt_settings(Worker& self);

@@ -16,7 +16,7 @@ inline constexpr std::int64_t kChunkTargetNs = 1'000'000;
 // batch on 16 workers took 0.139 s with chunks of 256 and 0.103 s with 1,024, as long as on 2
 // workers (tests/bench/tools/ab_daemons.py, queue 1024). The bytes of a chunk stay bounded.
 inline constexpr std::size_t kMaxChunkJobs = 1024;
-inline constexpr std::size_t kMaxChunkBytes = 256 * 1024;
+inline constexpr std::size_t kMaxChunkBytes = 256UL * 1024;
 // Batches read at once, round-robin, by a pool's intake; the others wait their turn.
 inline constexpr std::size_t kMaxOpenBatches = 4;
 inline constexpr auto kMonitorTick = std::chrono::milliseconds(50);

@@ -181,11 +181,72 @@ void Pool::record_result(Worker& self, JobChunk& chunk, std::size_t index, JobSt
   }
 }
 
+Pool::Verdict Pool::judge(std::optional<Outcome>& outcome, std::string& thrown,
+                          const config::PoolConfig& cfg, Clock::time_point deadline) {
+  Verdict v;
+  if (!outcome) {
+    v.text = thrown.empty() ? std::string("the processor threw an exception") : std::move(thrown);
+  } else if (cfg.timeout && Clock::now() > deadline) {
+    v.status = JobStatus::kTimeout;
+    v.text = fmt::format("deadline of {} ms exceeded", cfg.timeout->count());
+  } else {
+    switch (outcome->kind()) {
+      case Outcome::Kind::kOk:
+        v.status = JobStatus::kOk;
+        break;
+      case Outcome::Kind::kFatal:
+        v.retryable = false;
+        break;
+      case Outcome::Kind::kFailed:
+        break;
+    }
+    v.text = outcome->take_text();
+  }
+  return v;
+}
+
+Pool::Ran Pool::attempt_once(Worker& self, JobChunk& chunk, std::size_t index, int attempt,
+                             Clock::time_point first_start, Clock::time_point attempt_start,
+                             Verdict& verdict) {
+  const config::PoolConfig& cfg = self.settings->config;
+  const auto deadline = cfg.timeout ? attempt_start + *cfg.timeout : Clock::time_point::max();
+  // What the monitor reads if this attempt gets stuck, published before it starts.
+  self.chunk = &chunk;
+  self.index = index;
+  self.attempt = attempt;
+  self.first_start = first_start;
+  self.deadline_ns.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
+  self.state.store(Worker::kRunning, std::memory_order_release);
+
+  Context ctx(&chunk.batch->cancel_token(), deadline);
+  const Job job{chunk.id(index), chunk.payload(index), attempt};
+  std::optional<Outcome> outcome;
+  std::string thrown;
+  // Marked while it runs (a crash journal): if the daemon dies now, the next start knows.
+  self.writer->running(chunk, index);
+  try {
+    outcome.emplace(self.processor->process(ctx, job));
+  } catch (const std::exception& e) {
+    thrown = e.what();
+  } catch (...) {
+    thrown = "the processor threw an exception that is not a std::exception";
+  }
+  self.writer->ran();
+
+  int expected = Worker::kRunning;
+  if (!self.state.compare_exchange_strong(expected, Worker::kIdle, std::memory_order_acq_rel)) {
+    return Ran::kAbandoned;  // while we were stuck: the monitor gave this job its result
+  }
+  if (discard_.load(std::memory_order_relaxed)) {
+    return Ran::kDiscarded;
+  }
+  verdict = judge(outcome, thrown, cfg, deadline);
+  return Ran::kJudged;
+}
+
 bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
                    Clock::time_point& now) {
   batch::BatchCore& batch = *chunk.batch;
-  const std::string_view id = chunk.id(index);
-  const std::string_view payload = chunk.payload(index);
   const auto first_start = now;
   const auto stop_waiting = [&] {
     return batch.cancelled() || discard_.load(std::memory_order_relaxed);
@@ -195,7 +256,7 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     if (batch.cancelled()) {
       record_result(*self, chunk, index, JobStatus::kCancelled, attempt, ms_since(first_start, now),
                     attempt == 0 ? "batch cancelled before the job started" : "batch cancelled");
-      break;
+      return true;
     }
     if (discard_.load(std::memory_order_relaxed) ||
         (attempt == 0 && stopping_.load(std::memory_order_relaxed))) {
@@ -206,7 +267,6 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
       adopt_settings(*self);
     }
     const PoolSettings& settings = *self->settings;
-    const config::PoolConfig& cfg = settings.config;
     if (settings.rate && !settings.rate->acquire([&] {
           return stop_waiting() || (attempt == 0 && stopping_.load(std::memory_order_relaxed));
         })) {
@@ -215,76 +275,33 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     ++attempt;
     // The first attempt starts as the job does, unless the rate made it wait.
     const auto attempt_start = attempt == 1 && !settings.rate ? first_start : Clock::now();
-    const auto deadline = cfg.timeout ? attempt_start + *cfg.timeout : Clock::time_point::max();
-    self->chunk = &chunk;
-    self->index = index;
-    self->attempt = attempt;
-    self->first_start = first_start;
-    self->deadline_ns.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
-    self->state.store(Worker::kRunning, std::memory_order_release);
-
-    Context ctx(&batch.cancel_token(), deadline);
-    const Job job{id, payload, attempt};
-    std::optional<Outcome> outcome;
-    std::string thrown;
-    // Marked while it runs (a crash journal): if the daemon dies now, the next start knows.
-    self->writer->running(chunk, index);
-    try {
-      outcome.emplace(self->processor->process(ctx, job));
-    } catch (const std::exception& e) {
-      thrown = e.what();
-    } catch (...) {
-      thrown = "the processor threw an exception that is not a std::exception";
+    Verdict v;
+    switch (attempt_once(*self, chunk, index, attempt, first_start, attempt_start, v)) {
+      case Ran::kAbandoned:
+        return false;
+      case Ran::kDiscarded:
+        return true;
+      case Ran::kJudged:
+        break;
     }
-    self->writer->ran();
-
-    int expected = Worker::kRunning;
-    if (!self->state.compare_exchange_strong(expected, Worker::kIdle, std::memory_order_acq_rel)) {
-      return false;  // abandoned while we were stuck: the monitor gave this job its result
-    }
-    if (discard_.load(std::memory_order_relaxed)) {
-      return true;
-    }
-
-    JobStatus status = JobStatus::kFailed;
-    std::string text;
-    bool retryable = true;
-    if (!outcome) {
-      text = thrown.empty() ? std::string("the processor threw an exception") : std::move(thrown);
-    } else if (cfg.timeout && Clock::now() > deadline) {
-      status = JobStatus::kTimeout;
-      text = fmt::format("deadline of {} ms exceeded", cfg.timeout->count());
-    } else {
-      switch (outcome->kind()) {
-        case Outcome::Kind::kOk:
-          status = JobStatus::kOk;
-          break;
-        case Outcome::Kind::kFatal:
-          retryable = false;
-          break;
-        case Outcome::Kind::kFailed:
-          break;
-      }
-      text = outcome->take_text();
-    }
-
-    if (status != JobStatus::kOk && batch.cancelled()) {
+    if (v.status != JobStatus::kOk && batch.cancelled()) {
       record_result(*self, chunk, index, JobStatus::kCancelled, attempt, ms_since(first_start, now),
                     "batch cancelled while the job was running");
-      break;
+      return true;
     }
-    if (status != JobStatus::kOk && retryable && attempt <= cfg.retries) {
+    const config::PoolConfig& cfg = settings.config;
+    if (v.status != JobStatus::kOk && v.retryable && attempt <= cfg.retries) {
       const auto delay = backoff_for(cfg, attempt);
       spdlog::debug("pool '{}': job '{}' of batch '{}' attempt {} {}: {}; retrying in {} ms", name_,
-                    id, batch.id(), attempt, batch::to_string(status), text, delay.count());
+                    chunk.id(index), batch.id(), attempt, batch::to_string(v.status), v.text,
+                    delay.count());
       self->writer->flush(chunk, /*patient=*/true);  // the chunk's other results do not wait
       sleep_unless(delay, stop_waiting);
       continue;
     }
-    record_result(*self, chunk, index, status, attempt, ms_since(first_start, now), text);
-    break;
+    record_result(*self, chunk, index, v.status, attempt, ms_since(first_start, now), v.text);
+    return true;
   }
-  return true;
 }
 
 }  // namespace barista::pool

@@ -1,5 +1,6 @@
 #include "daemon/redis/model.hpp"
 
+#include "daemon/batch/summary.hpp"
 #include "daemon/common/json.hpp"
 
 #include <fmt/format.h>
@@ -154,41 +155,23 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601_utc(std::stri
 
 std::string summary_json(const BatchRecord& record) {
   const auto& c = record.counts;
-  std::string out = R"({"batch":)";
-  common::append_json_string(out, record.id);
-  out += R"(,"pool":)";
-  common::append_json_string(out, record.pool);
-  out += R"(,"state":)";
-  common::append_json_string(out, record.state);
-  fmt::format_to(
-      std::back_inserter(out),
-      R"(,"jobs":{},"ok":{},"failed":{},"timeout":{},"cancelled":{},"invalid":{},"first_error":)",
-      c.ok + c.failed + c.timeout + c.cancelled + c.invalid, c.ok, c.failed, c.timeout, c.cancelled,
-      c.invalid);
+  batch::Summary out;
+  out.batch = record.id;
+  out.pool = record.pool;
+  out.state = record.state;
+  out.counts = {c.ok, c.failed, c.timeout, c.cancelled, c.invalid};
+  out.jobs = out.counts.total();
   if (record.first_error_id) {
-    out += R"({"id":)";
-    common::append_json_string(out, *record.first_error_id);
-    out += R"(,"error":)";
-    common::append_json_string(out, record.first_error);
-    out += "}";
-  } else {
-    out += "null";
+    out.first_error = batch::FirstError{*record.first_error_id, record.first_error};
   }
-  out += R"(,"started":)";
-  common::append_json_string(out, record.started);
+  out.started = record.started;
   if (record.ended()) {
-    out += R"(,"finished":)";
-    common::append_json_string(out, record.finished);
+    out.finished = record.finished;
     const auto start = parse_iso8601_utc(record.started);
     const auto end = parse_iso8601_utc(record.finished);
-    const double seconds =
-        start && end ? std::chrono::duration<double>(*end - *start).count() : 0.0;
-    fmt::format_to(std::back_inserter(out), R"(,"seconds":{:.3f}}})", seconds);
-  } else {
-    out += R"(,"finished":null,"seconds":null})";
+    out.seconds = start && end ? std::chrono::duration<double>(*end - *start).count() : 0.0;
   }
-  out += '\n';
-  return out;
+  return out.json();
 }
 
 }  // namespace barista::redis

@@ -1,5 +1,7 @@
 #include "daemon/redis/redis_client.hpp"
 
+#include "daemon/common/error_text.hpp"
+
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
 #include <poll.h>
@@ -267,7 +269,8 @@ std::optional<std::string> Subscriber::next_message(std::chrono::milliseconds wa
       if (errno == EINTR) {
         continue;
       }
-      throw RedisError(fmt::format("redis {}: poll: {}", client_.endpoint(), std::strerror(errno)));
+      throw RedisError(
+          fmt::format("redis {}: poll: {}", client_.endpoint(), common::error_text(errno)));
     }
     if (ready == 0) {
       return std::nullopt;

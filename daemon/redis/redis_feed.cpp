@@ -61,13 +61,53 @@ void RedisBackend::refresh_remote_batches(StreamStore& store) {
   }
 }
 
-void RedisBackend::dispatch_entries(StreamStore& store, std::vector<Entry>& entries,
-                                    const config::PoolConfig& cfg) {
-  const auto want = pool_->chunk_size();
-  const bool cancel_all = cfg.on_error == config::OnError::kCancelAll;
-  // Jobs that get their result without running (a cancelled batch's, malformed ones), recorded
-  // together: one round trip for many rather than one each, which made a cancelled batch of
-  // thousands of jobs take seconds to end. A failure among them is recorded at once.
+namespace {
+
+// Jobs that get their result without running (a cancelled batch's, malformed ones), recorded
+// together: one round trip for many rather than one each, which made a cancelled batch of
+// thousands of jobs take seconds to end. A failure among them is recorded at once, as a
+// worker's is: it may cancel its batch (cancel_all).
+class Verdicts {
+ public:
+  Verdicts(StreamStore& store, const config::PoolConfig& cfg, batch::JobCounters& counters)
+      : store_(store), cfg_(cfg), counters_(counters) {}
+
+  void add(const Entry& e, std::shared_ptr<RemoteBatch> b, batch::JobStatus status, int attempts,
+           std::string error) {
+    auto line = result_line(e.id, status, attempts, 0.0, error);
+    pending_.push_back({&e, std::move(b), status, std::move(error), std::move(line)});
+    if (batch::is_failure(status) || pending_.size() >= kMaxVerdicts) {
+      record();
+    }
+  }
+
+  void record() {
+    if (pending_.empty()) {
+      return;
+    }
+    std::vector<Recorder::Result> calls;
+    calls.reserve(pending_.size());
+    batch::JobTally tally;
+    for (const auto& v : pending_) {
+      calls.push_back({v.entry, batch::to_string(v.status),
+                       batch::is_failure(v.status) ? std::string_view(v.error) : std::string_view(),
+                       v.line});
+      ++tally.jobs[static_cast<std::size_t>(v.status)];
+    }
+    const auto outcomes = store_.record_many(calls, cfg_.on_error == config::OnError::kCancelAll,
+                                             now_iso(), ttl_of(*cfg_.redis));
+    for (std::size_t k = 0; k < outcomes.size() && k < pending_.size(); ++k) {
+      if (outcomes[k].cancelled) {
+        pending_[k].batch->cancel();
+      }
+    }
+    counters_.add(tally);
+    pending_.clear();
+  }
+
+ private:
+  // At most this many in one round trip: it must end within the connection's timeout.
+  static constexpr std::size_t kMaxVerdicts = 512;
   struct Verdict {
     const Entry* entry;
     std::shared_ptr<RemoteBatch> batch;
@@ -75,35 +115,47 @@ void RedisBackend::dispatch_entries(StreamStore& store, std::vector<Entry>& entr
     std::string error;
     std::string line;
   };
-  // At most this many in one round trip: it must end within the connection's timeout.
-  constexpr std::size_t kMaxVerdicts = 512;
-  std::vector<Verdict> verdicts;
-  const auto record_verdicts = [&] {
-    if (verdicts.empty()) {
-      return;
-    }
-    std::vector<Recorder::Result> calls;
-    calls.reserve(verdicts.size());
-    batch::JobTally tally;
-    for (const auto& v : verdicts) {
-      calls.push_back({v.entry, batch::to_string(v.status),
-                       batch::is_failure(v.status) ? std::string_view(v.error) : std::string_view(),
-                       v.line});
-      ++tally.jobs[static_cast<std::size_t>(v.status)];
-    }
-    const auto outcomes = store.record_many(calls, cancel_all, now_iso(), ttl_of(*cfg.redis));
-    for (std::size_t k = 0; k < outcomes.size() && k < verdicts.size(); ++k) {
-      if (outcomes[k].cancelled) {
-        verdicts[k].batch->cancel();
-      }
-    }
-    pool_->shared_counters()->add(tally);
-    verdicts.clear();
-  };
+  StreamStore& store_;
+  const config::PoolConfig& cfg_;
+  batch::JobCounters& counters_;
+  std::vector<Verdict> pending_;
+};
+
+// The result an entry gets without running, if any: malformed, delivered too often (it
+// crashed daemons), or of a cancelled batch. `attempts`: what its result says.
+std::optional<std::pair<batch::JobStatus, std::string>> verdict_of(const std::string& pool,
+                                                                   const Entry& e,
+                                                                   const RemoteBatch& b,
+                                                                   int max_crashes, int& attempts) {
+  attempts = 0;
+  if (!e.malformed.empty()) {
+    return std::pair{batch::JobStatus::kInvalid, e.malformed};
+  }
+  if (e.deliveries > static_cast<std::uint64_t>(max_crashes) + 1) {
+    attempts = static_cast<int>(e.deliveries - 1);
+    spdlog::error(
+        "pool '{}': job '{}' of batch '{}' was delivered {} times without a result: "
+        "not run again",
+        pool, e.id, e.batch, e.deliveries);
+    return std::pair{batch::JobStatus::kFailed, fmt::format("crashed {} times", e.deliveries - 1)};
+  }
+  if (b.cancelled()) {
+    return std::pair{batch::JobStatus::kCancelled,
+                     std::string("batch cancelled before the job started")};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+void RedisBackend::dispatch_entries(StreamStore& store, std::vector<Entry>& entries,
+                                    const config::PoolConfig& cfg) {
+  const auto want = pool_->chunk_size();
+  Verdicts verdicts(store, cfg, *pool_->shared_counters());
   pool::JobChunk* chunk = nullptr;
   const auto push_chunk = [&] {
     // First the verdicts read before it: pushing may wait for room in the queue.
-    record_verdicts();
+    verdicts.record();
     if (chunk == nullptr) {
       return;
     }
@@ -129,30 +181,9 @@ void RedisBackend::dispatch_entries(StreamStore& store, std::vector<Entry>& entr
       if (chunk != nullptr && (chunk->batch != b || chunk->size() >= want)) {
         push_chunk();
       }
-      // Jobs that get their result without running.
-      std::optional<std::pair<batch::JobStatus, std::string>> verdict;
       int attempts = 0;
-      if (!e.malformed.empty()) {
-        verdict.emplace(batch::JobStatus::kInvalid, e.malformed);
-      } else if (e.deliveries > static_cast<std::uint64_t>(cfg.max_crashes) + 1) {
-        attempts = static_cast<int>(e.deliveries - 1);
-        verdict.emplace(batch::JobStatus::kFailed,
-                        fmt::format("crashed {} times", e.deliveries - 1));
-        spdlog::error(
-            "pool '{}': job '{}' of batch '{}' was delivered {} times without a result: "
-            "not run again",
-            name_, e.id, e.batch, e.deliveries);
-      } else if (b->cancelled()) {
-        verdict.emplace(batch::JobStatus::kCancelled, "batch cancelled before the job started");
-      }
-      if (verdict) {
-        auto line = result_line(e.id, verdict->first, attempts, 0.0, verdict->second);
-        const bool failure = batch::is_failure(verdict->first);
-        verdicts.push_back({&e, b, verdict->first, std::move(verdict->second), std::move(line)});
-        // A failure may cancel its batch (cancel_all): recorded at once, as a worker's is.
-        if (failure || verdicts.size() >= kMaxVerdicts) {
-          record_verdicts();
-        }
+      if (auto verdict = verdict_of(name_, e, *b, cfg.max_crashes, attempts)) {
+        verdicts.add(e, b, verdict->first, attempts, std::move(verdict->second));
         continue;
       }
       if (chunk == nullptr) {

@@ -1,11 +1,13 @@
 // The answers to control-socket requests (the `barista` CLI's verbs): each asks the daemon for
 // its pools, and a pool's store for its batches (batch_store.hpp).
+#include "daemon/runtime/control_handlers.hpp"
 #include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
 #include "daemon/control/exit_codes.hpp"
 #include "daemon/runtime/backends.hpp"
 #include "daemon/runtime/batch_store.hpp"
-#include "daemon/runtime/control_handlers.hpp"
+
+#include "daemon/common/error_text.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -25,7 +27,7 @@ using control::error_reply;
 namespace fs = std::filesystem;
 
 /// A submission's bytes are handed to the disk in steps of this size as they arrive.
-constexpr std::uint64_t kWriteBehindBytes = 1024 * 1024;
+constexpr std::uint64_t kWriteBehindBytes = 1024UL * 1024;
 
 constexpr int kUnknown = control::kExitFailed;  // unknown batch, rejected reload
 constexpr int kRefused = control::kExitRefused;
@@ -86,8 +88,9 @@ void ControlHandlers::handle_submit(const control::Request& request, control::Co
   const auto tmp = folders.submission_temp();
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
-    conn.write(error_reply(kRefused, fmt::format("cannot store the batch in {}: {}",
-                                                 folders.inbox().string(), std::strerror(errno))));
+    conn.write(
+        error_reply(kRefused, fmt::format("cannot store the batch in {}: {}",
+                                          folders.inbox().string(), common::error_text(errno))));
     return;
   }
   std::string write_error;
@@ -100,7 +103,7 @@ void ControlHandlers::handle_submit(const control::Request& request, control::Co
         if (errno == EINTR) {
           continue;
         }
-        write_error = std::strerror(errno);
+        write_error = common::error_text(errno);
         return false;
       }
       data.remove_prefix(static_cast<std::size_t>(n));
@@ -117,7 +120,7 @@ void ControlHandlers::handle_submit(const control::Request& request, control::Co
   });
   const bool synced = write_error.empty() && ::fsync(fd) == 0;
   if (write_error.empty() && !synced) {
-    write_error = std::strerror(errno);
+    write_error = common::error_text(errno);
   }
   ::close(fd);
   if (!received || !write_error.empty()) {
@@ -161,7 +164,7 @@ void ControlHandlers::handle_status(control::Connection& conn) {
 }
 
 std::unique_ptr<FoundBatch> ControlHandlers::locate(const std::string& ref,
-                                               control::Connection& conn) const {
+                                                    control::Connection& conn) const {
   // "ID", or "POOL/ID" where ids repeat across pools (they are unique only within a pool).
   const auto all = daemon_.pools();
   const auto slash = ref.find('/');

@@ -19,6 +19,7 @@ namespace {
 void set_up_logging(const std::string& level) {
   auto logger = spdlog::stderr_logger_mt("baristad");
   // systemd's journal adds its own timestamp; a terminal or a file gets one from us.
+  // Read before any thread starts. NOLINTNEXTLINE(concurrency-mt-unsafe)
   logger->set_pattern(::getenv("JOURNAL_STREAM") != nullptr ? "%l: %v"
                                                             : "%Y-%m-%dT%H:%M:%S.%e %l: %v");
   logger->set_level(spdlog::level::from_str(level));
@@ -63,9 +64,7 @@ int run_daemon(const std::string& config_file, const std::optional<std::string>&
   return 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"baristad: the Barista batch processing daemon"};
   std::string config_file = BARISTA_DEFAULT_CONFIG;
   bool check = false;
@@ -84,4 +83,17 @@ int main(int argc, char** argv) {
     return barista::runtime::run_check_config(config_file, std::cout, std::cerr);
   }
   return run_daemon(config_file, log_level);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "baristad: " << e.what() << "\n";
+  } catch (...) {
+    std::cerr << "baristad: unexpected error\n";
+  }
+  return 1;
 }

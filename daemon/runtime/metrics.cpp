@@ -1,6 +1,7 @@
 #include "daemon/runtime/metrics.hpp"
 
 #include "daemon/batch/batch.hpp"
+#include "daemon/common/error_text.hpp"
 
 #include <netdb.h>
 #include <netinet/in.h>
@@ -89,7 +90,7 @@ class Metrics::Collector final : public prometheus::Collectable {
   }
   void reload_rejected() { reloads_rejected_.fetch_add(1, std::memory_order_relaxed); }
 
-  std::vector<MetricFamily> Collect() const override {
+  [[nodiscard]] std::vector<MetricFamily> Collect() const override {
     std::vector<MetricFamily> out;
     try {
       out = collect_pools();
@@ -116,7 +117,7 @@ class Metrics::Collector final : public prometheus::Collectable {
   }
 
  private:
-  std::vector<MetricFamily> collect_pools() const {
+  [[nodiscard]] std::vector<MetricFamily> collect_pools() const {
     auto pools = pools_();
     std::sort(pools.begin(), pools.end(),
               [](const PoolView& a, const PoolView& b) { return a.name < b.name; });
@@ -220,7 +221,7 @@ struct Bindable {
 bool try_bind(const addrinfo& ai, std::string& why) {
   const int fd = ::socket(ai.ai_family, ai.ai_socktype | SOCK_CLOEXEC, ai.ai_protocol);
   if (fd < 0) {
-    why = std::strerror(errno);
+    why = common::error_text(errno);
     return false;
   }
   // The options civetweb binds with, so that the probe agrees with it.
@@ -230,7 +231,7 @@ bool try_bind(const addrinfo& ai, std::string& why) {
     ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
   }
   const bool ok = ::bind(fd, ai.ai_addr, ai.ai_addrlen) == 0;
-  why = ok ? "" : std::strerror(errno);
+  why = ok ? "" : common::error_text(errno);
   ::close(fd);
   return ok;
 }

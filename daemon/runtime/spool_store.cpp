@@ -40,15 +40,6 @@ std::string trimmed(std::string s) {
   return s;
 }
 
-// A summary for a batch that is still running: the counts so far.
-std::string running_summary(const batch::Batch& b) {
-  const auto c = b.counts();
-  return fmt::format(
-      R"({{"batch":{},"pool":{},"state":"running","jobs":{},"ok":{},"failed":{},"timeout":{},"cancelled":{},"invalid":{},"read_all":{}}})",
-      json_quoted(b.id()), json_quoted(b.info().pool), b.jobs_read(), c.ok, c.failed, c.timeout,
-      c.cancelled, c.invalid, b.read_all() ? "true" : "false");
-}
-
 // Where a batch of the pool is now: running (`active`), or ended in `dir`.
 struct Place {
   std::shared_ptr<batch::Batch> active;
@@ -88,12 +79,13 @@ class SpoolBatch final : public FoundBatch {
 
   void results(bool summary, control::Connection& conn) override {
     if (summary) {
+      // A running batch's counts so far; an ended one's summary.json as it is.
       const std::string text = place_.active
-                                   ? running_summary(*place_.active)
-                                   : trimmed(common::read_file(place_.dir / "summary.json"));
+                                   ? place_.active->summary("running").json()
+                                   : trimmed(common::read_file(place_.dir / "summary.json")) + "\n";
       conn.write(R"({"ok":true})"
                  "\n" +
-                 text + "\n");
+                 text);
       return;
     }
     if (place_.active) {
@@ -105,7 +97,7 @@ class SpoolBatch final : public FoundBatch {
     if (fd < 0) {
       return;  // moved between the look and the open: the client sees what it got
     }
-    constexpr std::size_t kStep = 256 * 1024;
+    constexpr std::size_t kStep = 256UL * 1024;
     const auto buf = std::make_unique_for_overwrite<char[]>(kStep);  // not zeroed
     for (;;) {
       const ssize_t n = ::read(fd, buf.get(), kStep);

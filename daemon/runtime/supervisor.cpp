@@ -169,7 +169,7 @@ int Supervisor::run() {
           spdlog::info("SIGHUP: reloading {}", config_file_.string());
           request_reload();  // merged with any reload already asked for
         } else {
-          spdlog::info("{}: stopping", strsignal(static_cast<int>(info.ssi_signo)));
+          spdlog::info("{}: stopping", sigdescr_np(static_cast<int>(info.ssi_signo)));
           running = false;
         }
       }
