@@ -237,6 +237,12 @@ std::size_t PoolSpool::remove_abandoned_submissions() const {
       }
     }
   }
+  if (removed > 0) {
+    spdlog::warn(
+        "pool '{}': removed {} partly uploaded submission(s) of a daemon that stopped "
+        "while receiving them (their clients were never given a batch id)",
+        pool_, removed);
+  }
   return removed;
 }
 

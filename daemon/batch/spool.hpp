@@ -48,7 +48,7 @@ class PoolSpool {
   /// read as a batch) that names this process, `.submit-PID-RANDOM.tmp`.
   [[nodiscard]] std::filesystem::path submission_temp() const;
   /// Removes the temp files of submissions cut short by a daemon that is gone (killed while a
-  /// client was uploading); a live process's uploads are left alone. Returns how many.
+  /// client was uploading); a live process's uploads are left alone. Logs and returns how many.
   std::size_t remove_abandoned_submissions() const;
 
   /// A batch left in active/ by an earlier run, with the results it already has.

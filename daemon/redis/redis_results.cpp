@@ -55,12 +55,7 @@ std::optional<std::string> RedisBackend::claim(std::string_view name) {
 
 void RedisBackend::recover() {
   // Its unfinished jobs are pending in Redis; only submissions cut short are left here.
-  if (const auto n = spool_.remove_abandoned_submissions(); n > 0) {
-    spdlog::warn(
-        "pool '{}': removed {} partly uploaded submission(s) of a daemon that stopped "
-        "while receiving them (their clients were never given a batch id)",
-        name_, n);
-  }
+  spool_.remove_abandoned_submissions();
 }
 
 void RedisBackend::note_redis_down(const std::string& why) {

@@ -127,12 +127,7 @@ std::string SpoolBackend::accept_submission(const std::filesystem::path& tmp,
 }
 
 void SpoolBackend::recover() {
-  if (const auto n = spool_.remove_abandoned_submissions(); n > 0) {
-    spdlog::warn(
-        "pool '{}': removed {} partly uploaded submission(s) of a daemon that stopped "
-        "while receiving them (their clients were never given a batch id)",
-        name_, n);
-  }
+  spool_.remove_abandoned_submissions();
   const bool cancel_all = pool_->settings()->config.on_error == config::OnError::kCancelAll;
   std::lock_guard lock(claim_mutex_);
   // A batch claimed or submitted since the pool started is running already: not resumed twice,
