@@ -12,6 +12,7 @@ using control::kExitCancelled;
 using control::kExitFailed;
 using control::kExitOk;
 using control::kExitRefused;
+using control::kExitUnknown;
 using control::kExitUsage;
 
 /// Ends the command: main() prints `barista: WHAT` on stderr and exits with `code`.

@@ -137,7 +137,8 @@ void add_submit(CLI::App& app, const GlobalOptions& globals, Action& action) {
       "baristad stores the batch durably in the spool before answering; the batch id is the "
       "first line printed. With --wait, the batch's summary.json follows when it ends.\n"
       "Exit: 0 accepted (--wait: every job ok); 1 some job failed (--wait); 2 the batch was "
-      "cancelled (--wait); 3 refused (unknown pool, no daemon, unreadable file).");
+      "cancelled (--wait); 3 refused (unknown pool, no daemon, unreadable file); 4 accepted, but "
+      "the daemon stayed away for $BARISTA_RECONNECT_FOR seconds (default 60) during --wait.");
   cmd->add_option("POOL", o->pool, "the pool that runs the batch")->required();
   cmd->add_option("FILE", o->file, "the batch file, or - to read it from standard input")
       ->required();

@@ -7,9 +7,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -65,21 +71,54 @@ void tidy_up_on_interrupt(const std::string& id) {
   }
 }
 
-}  // namespace
+// The daemon could not be reached, or went away, or said it stops: worth asking again.
+class Unreachable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
-int wait_for_batch(const std::filesystem::path& socket, const std::string& pool,
-                   const std::string& id, bool show_progress,
-                   std::optional<std::uint64_t> expected_jobs) {
-  ControlClient client(socket);
-  client.set_read_timeout(kSilenceLimit);
-  // Named with its pool: another pool may hold a batch with the same id.
-  client.send_request(request_json("wait", {{"batch", pool + "/" + id}}));
+// How long the daemon may stay unreachable before the wait gives up with exit 4:
+// $BARISTA_RECONNECT_FOR seconds, else a minute (a restart by systemd takes a few seconds).
+std::chrono::milliseconds reconnect_window() {
+  // The CLI reads its environment on its one thread. NOLINTNEXTLINE(concurrency-mt-unsafe)
+  const char* text = std::getenv("BARISTA_RECONNECT_FOR");
+  double seconds = 60;
+  if (text != nullptr) {
+    char* end = nullptr;
+    const double v = std::strtod(text, &end);
+    if (end != text && *end == '\0' && v >= 0) {
+      seconds = v;
+    }
+  }
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+}
+
+// One wait on one connection: the summary's exit code, or Unreachable.
+int wait_once(const std::filesystem::path& socket, const std::string& pool, const std::string& id,
+              bool show_progress, std::optional<std::uint64_t> expected_jobs) {
+  std::optional<ControlClient> client;
+  try {
+    client.emplace(socket);
+    client->set_read_timeout(kSilenceLimit);
+    // Named with its pool: another pool may hold a batch with the same id.
+    client->send_request(request_json("wait", {{"batch", pool + "/" + id}}));
+  } catch (const CliError& e) {
+    throw Unreachable(e.what());
+  }
   std::unique_ptr<ProgressBar> bar;
   if (show_progress) {
-    tidy_up_on_interrupt(id);
     bar = std::make_unique<ProgressBar>(STDERR_FILENO, id);
   }
-  while (auto line = client.read_line()) {
+  for (;;) {
+    std::optional<std::string> line;
+    try {
+      line = client->read_line();
+    } catch (const CliError& e) {
+      throw Unreachable(e.what());
+    }
+    if (!line) {
+      break;
+    }
     const auto reply = parse_reply(*line);
     if (const Json* progress = member(reply, "progress");
         progress != nullptr && progress->is_object()) {
@@ -93,18 +132,68 @@ int wait_for_batch(const std::filesystem::path& socket, const std::string& pool,
     if (bar) {
       bar->clear();
     }
-    check_ok(reply);
+    try {
+      check_ok(reply);
+    } catch (const CliError& e) {
+      if (e.code() == kExitRefused) {
+        throw Unreachable(e.what());  // stopping, or too busy now: asked again
+      }
+      throw CliError(kExitUnknown, fmt::format("batch '{}' was accepted, but {}", id, e.what()));
+    }
     const Json* summary = member(reply, "summary");
     if (summary == nullptr || !summary->is_object()) {
-      throw CliError(kExitRefused, "baristad's answer to wait has no summary: " + *line);
+      throw CliError(kExitUnknown, "baristad's answer to wait has no summary: " + *line);
     }
     write_all(STDOUT_FILENO, summary_text(*line, *summary) + "\n");
     return exit_code_of(*summary);
   }
-  throw CliError(kExitRefused,
-                 fmt::format("lost the connection to baristad while waiting for batch '{}' (it "
-                             "keeps running: see `barista results {}`)",
-                             id, id));
+  if (bar) {
+    bar->clear();
+  }
+  throw Unreachable("baristad closed the connection");
+}
+
+}  // namespace
+
+int wait_for_batch(const std::filesystem::path& socket, const std::string& pool,
+                   const std::string& id, bool show_progress,
+                   std::optional<std::uint64_t> expected_jobs) {
+  if (show_progress) {
+    tidy_up_on_interrupt(id);
+  }
+  // The batch is durable in the spool (or Redis) and survives a restart of the daemon: while
+  // the daemon is away the wait goes on, asking again with jittered backoff, so that a batch
+  // that was accepted never ends in "refused".
+  const auto window = reconnect_window();
+  std::optional<std::chrono::steady_clock::time_point> away_since;
+  std::minstd_rand jitter(
+      static_cast<unsigned>(::getpid()) ^
+      static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
+  auto backoff = std::chrono::milliseconds(100);
+  for (;;) {
+    try {
+      return wait_once(socket, pool, id, show_progress, expected_jobs);
+    } catch (const Unreachable& e) {
+      const auto now = std::chrono::steady_clock::now();
+      if (!away_since) {
+        away_since = now;
+        write_all(STDERR_FILENO,
+                  fmt::format("barista: waiting for batch '{}': {}; trying again\n", id, e.what()));
+      }
+      if (now - *away_since >= window) {
+        throw CliError(kExitUnknown,
+                       fmt::format("batch '{}' was accepted, but its outcome could not be learned: "
+                                   "{} (it keeps its results: see `barista results {}/{}`)",
+                                   id, e.what(), pool, id));
+      }
+      // Half the backoff plus a random half: clients that lost the daemon together do not all
+      // come back at the same instant.
+      const auto half = backoff.count() / 2;
+      std::this_thread::sleep_for(std::chrono::milliseconds(
+          half + static_cast<std::int64_t>(jitter() % static_cast<unsigned>(half + 1))));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+    }
+  }
 }
 
 }  // namespace barista::cli

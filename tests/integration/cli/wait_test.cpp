@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <regex>
 #include <string>
+#include <thread>
 
 namespace barista::itest::cli {
 namespace {
@@ -198,4 +199,49 @@ TEST_CASE("a client that goes away during --wait does not disturb the daemon",
 }
 
 }  // namespace
+TEST_CASE("an accepted submit --wait outlives a kill -9 and restart of the daemon",
+          "[integration][cli]") {
+  Daemon d(pool("slow", "fx_slow", 2, "    config:\n      ms: 200ms\n"));
+  d.start();
+  TempDir tmp;
+  const auto jobs = jobs_file(tmp, "through.txt", repeat_lines(10, "sleep"));
+  CliProcess waiting(with_socket(d, {"submit", "--wait", "slow", jobs}));
+  REQUIRE(d.wait_until([&] { return !waiting.out().empty(); }, seconds(10)));
+  d.kill9();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(waiting.running());  // not "refused": it waits for the daemon to come back
+  d.start();
+  const auto r = waiting.wait(seconds(60));
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+  const auto lines = lines_of(r.out);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] == "through");
+  CHECK(lines[1].find(R"("state":"done")") != std::string::npos);
+  CHECK(r.err.find("trying again") != std::string::npos);
+  const auto end = d.wait_batch("slow", "through");
+  CHECK(end.summary.ok == 10);
+}
+
+TEST_CASE("submit --wait exits 4 when the daemon that accepted the batch stays away",
+          "[integration][cli]") {
+  Daemon d(pool("slow", "fx_slow", 1, "    config:\n      ms: 1s\n"));
+  d.start();
+  TempDir tmp;
+  const auto jobs = jobs_file(tmp, "orphan.txt", repeat_lines(5, "sleep"));
+  CliOptions options;
+  options.env = {"BARISTA_RECONNECT_FOR=2"};
+  CliProcess waiting(with_socket(d, {"submit", "--wait", "slow", jobs}), options);
+  REQUIRE(d.wait_until([&] { return !waiting.out().empty(); }, seconds(10)));
+  d.kill9();
+  const auto r = waiting.wait(seconds(30));
+  INFO(r.err);
+  CHECK(r.exit_code == 4);  // accepted (its id was printed), outcome unknown: never 3
+  CHECK(r.out == "orphan\n");
+  CHECK(r.err.find("was accepted, but its outcome could not be learned") != std::string::npos);
+  // Nothing is lost: the batch runs when the daemon is back.
+  d.start();
+  CHECK(d.wait_batch("slow", "orphan").summary.ok == 5);
+}
+
 }  // namespace barista::itest::cli
