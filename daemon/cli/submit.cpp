@@ -12,9 +12,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <random>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -63,6 +66,8 @@ class Input {
   }
   [[nodiscard]] int fd() const noexcept { return fd_; }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
+  /// Back to its start, for a submission sent again; false when it cannot (a pipe).
+  bool rewind() const noexcept { return ::lseek(fd_, 0, SEEK_SET) == 0; }
 
  private:
   int fd_ = -1;
@@ -86,25 +91,57 @@ std::string batch_name(const SubmitOptions& o) {
   return base;
 }
 
+// A refusal because the daemon is too busy now (every request thread taken, or its listen queue
+// full): nothing was stored, and trying again later may well work.
+bool busy(const CliError& e) {
+  return e.code() == kExitRefused && std::string_view(e.what()).find("busy") != std::string::npos;
+}
+
+// Sends the batch and reads the answer. A daemon too busy to take it is asked again with
+// jittered backoff (0.05 s doubling to 1 s, half of each random) for up to 30 s, as long as the
+// input can be read again from its start (a file; not a pipe).
+Json submit_once(const std::filesystem::path& socket, const SubmitOptions& o,
+                 const std::string& name, const Input& input, JobCounter* counter,
+                 std::string& line) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::minstd_rand jitter(static_cast<unsigned>(::getpid()));
+  auto backoff = std::chrono::milliseconds(50);
+  for (;;) {
+    try {
+      // Counted on the way for the progress bar (afresh if it is sent again): the daemon only
+      // knows the total once it has read the whole batch, which it does as the jobs run.
+      std::function<void(std::string_view)> count;
+      if (counter != nullptr) {
+        *counter = JobCounter();
+        count = [counter](std::string_view bytes) { counter->feed(bytes); };
+      }
+      ControlClient client(socket);
+      client.send_request(request_json("submit", {{"pool", o.pool}, {"name", name}}));
+      client.send_body(input.fd(), input.label(), count);
+      return expect_ok(client, line, "submit");
+    } catch (const CliError& e) {
+      if (!busy(e) || std::chrono::steady_clock::now() >= give_up || !input.rewind()) {
+        throw;
+      }
+    }
+    const auto half = backoff.count() / 2;
+    std::this_thread::sleep_for(std::chrono::milliseconds(
+        half + static_cast<std::int64_t>(jitter() % static_cast<unsigned>(half + 1))));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+  }
+}
+
 int run_submit(const GlobalOptions& globals, const SubmitOptions& o) {
   const auto name = batch_name(o);
   Input input(o.file);
   const auto socket = socket_of(globals);
   const bool show_progress = o.wait && ::isatty(STDERR_FILENO) == 1;
-  // Counted on the way for the progress bar: the daemon only knows the total once it has read
-  // the whole batch, which it does as the jobs run.
   JobCounter counter;
-  std::function<void(std::string_view)> count;
-  if (show_progress) {
-    count = [&counter](std::string_view bytes) { counter.feed(bytes); };
-  }
   std::string id;
   {
-    ControlClient client(socket);
-    client.send_request(request_json("submit", {{"pool", o.pool}, {"name", name}}));
-    client.send_body(input.fd(), input.label(), count);
     std::string line;
-    const auto reply = expect_ok(client, line, "submit");
+    const auto reply =
+        submit_once(socket, o, name, input, show_progress ? &counter : nullptr, line);
     const Json* batch = member(reply, "batch");
     if (batch == nullptr || !batch->is_string()) {
       throw CliError(kExitRefused, "baristad's answer to submit names no batch: " + line);

@@ -11,9 +11,11 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <memory>
 #include <regex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace barista::itest::cli {
 namespace {
@@ -242,6 +244,43 @@ TEST_CASE("submit --wait exits 4 when the daemon that accepted the batch stays a
   // Nothing is lost: the batch runs when the daemon is back.
   d.start();
   CHECK(d.wait_batch("slow", "orphan").summary.ok == 5);
+}
+
+// More clients at once than the daemon has request threads (256): those it must refuse as busy
+// are tried again by the CLI, so that every one is accepted and answered with its summary.
+TEST_CASE("a burst of submit --wait clients: every one accepted and answered",
+          "[integration][cli]") {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  constexpr int kClients = 60;  // each CLI is a sanitized process too: fewer, still at once
+#else
+  constexpr int kClients = 320;
+#endif
+  // Each batch takes a worker 100 ms: the waits pile up past the daemon's request threads.
+  Daemon d(pool("slow", "fx_slow", 4, "    config:\n      ms: 100ms\n"));
+  d.start();
+  TempDir tmp;
+  const auto jobs = jobs_file(tmp, "burst.txt", "one\n");
+  std::vector<std::unique_ptr<CliProcess>> clients;
+  clients.reserve(kClients);
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<CliProcess>(with_socket(
+        d, {"submit", "--wait", "slow", jobs, "--name", "b" + std::to_string(i) + ".txt"})));
+  }
+  int ok = 0;
+  int retried = 0;  // waits the daemon refused as busy at first
+  for (int i = 0; i < kClients; ++i) {
+    const auto r = clients[static_cast<std::size_t>(i)]->wait(seconds(120));
+    INFO("client " << i << ": " << r.err);
+    const auto lines = lines_of(r.out);
+    CHECK(r.exit_code == 0);
+    if (r.exit_code == 0 && lines.size() == 2 && lines[0] == "b" + std::to_string(i) &&
+        lines[1].find(R"("ok":1)") != std::string::npos) {
+      ++ok;
+    }
+    retried += r.err.find("trying again") != std::string::npos ? 1 : 0;
+  }
+  CHECK(ok == kClients);
+  WARN(retried << " of " << kClients << " waits were refused as busy at first and tried again");
 }
 
 }  // namespace barista::itest::cli
