@@ -67,7 +67,7 @@ class Input {
   [[nodiscard]] int fd() const noexcept { return fd_; }
   [[nodiscard]] const std::string& label() const noexcept { return label_; }
   /// Back to its start, for a submission sent again; false when it cannot (a pipe).
-  bool rewind() const noexcept { return ::lseek(fd_, 0, SEEK_SET) == 0; }
+  [[nodiscard]] bool rewind() const noexcept { return ::lseek(fd_, 0, SEEK_SET) == 0; }
 
  private:
   int fd_ = -1;
