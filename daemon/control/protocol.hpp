@@ -44,4 +44,14 @@ std::optional<Request> parse_request(std::string_view line, std::string& error);
 /// {"ok":false,"code":C,"error":"..."}\n
 std::string error_reply(int code, std::string_view message);
 
+/// A batch's progress while `wait` waits, whichever store keeps it:
+/// {"progress":{"done":D,"total":T,"failed":F,"read_all":B}}\n. `total`: the jobs known so far
+/// (all of them once `read_all`).
+inline std::string progress_reply(std::uint64_t done, std::uint64_t total, std::uint64_t failed,
+                                  bool read_all) {
+  return R"({"progress":{"done":)" + std::to_string(done) + R"(,"total":)" + std::to_string(total) +
+         R"(,"failed":)" + std::to_string(failed) + R"(,"read_all":)" +
+         (read_all ? "true" : "false") + "}}\n";
+}
+
 }  // namespace barista::control

@@ -129,10 +129,9 @@ class SpoolBatch final : public FoundBatch {
       }
       const auto& b = *place_.active;
       const auto c = b.counts();
-      const auto line = fmt::format(
-          R"({{"progress":{{"done":{},"total":{},"failed":{},"read_all":{}}}}})", c.total(),
-          b.jobs_read(), c.failed + c.timeout + c.invalid, b.read_all() ? "true" : "false");
-      if (!conn.write(line + "\n") || conn.client_gone()) {
+      const auto line = control::progress_reply(c.total(), b.jobs_read(),
+                                                c.failed + c.timeout + c.invalid, b.read_all());
+      if (!conn.write(line) || conn.client_gone()) {
         return;  // the client stopped waiting: nothing else to do
       }
       if (stopping()) {
