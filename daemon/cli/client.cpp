@@ -10,8 +10,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -253,6 +255,19 @@ std::string request_json(
   }
   out += '}';
   return out;
+}
+
+JitteredBackoff::JitteredBackoff(std::chrono::milliseconds first, std::chrono::milliseconds max)
+    : next_(first),
+      max_(max),
+      random_(static_cast<unsigned>(::getpid()) ^
+              static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count())) {}
+
+void JitteredBackoff::sleep() {
+  const auto half = next_.count() / 2;
+  std::this_thread::sleep_for(std::chrono::milliseconds(
+      half + static_cast<std::int64_t>(random_() % static_cast<unsigned>(half + 1))));
+  next_ = std::min(next_ * 2, max_);
 }
 
 }  // namespace barista::cli

@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -116,6 +117,21 @@ Json expect_ok(ControlClient& client, std::string& line, std::string_view what);
 /// Writes all of `data` to `fd` (stdout, stderr). Throws CliError (exit 1) on a write error
 /// other than EPIPE (a reader that went away, as with `| head`, is not an error to report).
 void write_all(int fd, std::string_view data);
+
+/// The delays between tries of a request the daemon could not take: `first`, doubling up to
+/// `max`, each half fixed and half random, so that clients turned away together do not all
+/// come back at the same instant.
+class JitteredBackoff {
+ public:
+  JitteredBackoff(std::chrono::milliseconds first, std::chrono::milliseconds max);
+  /// Sleeps for the next delay.
+  void sleep();
+
+ private:
+  std::chrono::milliseconds next_;
+  std::chrono::milliseconds max_;
+  std::minstd_rand random_;
+};
 
 /// `{"cmd":CMD,KEY:VALUE...}` with each value quoted and escaped.
 std::string request_json(

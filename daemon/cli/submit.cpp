@@ -16,8 +16,6 @@
 #include <cstring>
 #include <functional>
 #include <memory>
-#include <random>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -104,8 +102,7 @@ Json submit_once(const std::filesystem::path& socket, const SubmitOptions& o,
                  const std::string& name, const Input& input, JobCounter* counter,
                  std::string& line) {
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  std::minstd_rand jitter(static_cast<unsigned>(::getpid()));
-  auto backoff = std::chrono::milliseconds(50);
+  JitteredBackoff backoff(std::chrono::milliseconds(50), std::chrono::milliseconds(1000));
   for (;;) {
     try {
       // Counted on the way for the progress bar (afresh if it is sent again): the daemon only
@@ -124,10 +121,7 @@ Json submit_once(const std::filesystem::path& socket, const SubmitOptions& o,
         throw;
       }
     }
-    const auto half = backoff.count() / 2;
-    std::this_thread::sleep_for(std::chrono::milliseconds(
-        half + static_cast<std::int64_t>(jitter() % static_cast<unsigned>(half + 1))));
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
+    backoff.sleep();
   }
 }
 

@@ -13,9 +13,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <random>
 #include <stdexcept>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -166,10 +164,7 @@ int wait_for_batch(const std::filesystem::path& socket, const std::string& pool,
   // that was accepted never ends in "refused".
   const auto window = reconnect_window();
   std::optional<std::chrono::steady_clock::time_point> away_since;
-  std::minstd_rand jitter(
-      static_cast<unsigned>(::getpid()) ^
-      static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()));
-  auto backoff = std::chrono::milliseconds(100);
+  JitteredBackoff backoff(std::chrono::milliseconds(100), std::chrono::milliseconds(2000));
   for (;;) {
     try {
       return wait_once(socket, pool, id, show_progress, expected_jobs);
@@ -186,12 +181,7 @@ int wait_for_batch(const std::filesystem::path& socket, const std::string& pool,
                                    "{} (it keeps its results: see `barista results {}/{}`)",
                                    id, e.what(), pool, id));
       }
-      // Half the backoff plus a random half: clients that lost the daemon together do not all
-      // come back at the same instant.
-      const auto half = backoff.count() / 2;
-      std::this_thread::sleep_for(std::chrono::milliseconds(
-          half + static_cast<std::int64_t>(jitter() % static_cast<unsigned>(half + 1))));
-      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      backoff.sleep();
     }
   }
 }
