@@ -85,10 +85,7 @@ void Pool::replace_abandoned(const std::shared_ptr<Worker>& worker) {
                                   timeout_ms.count(), kAbandonGrace.count()));
   // One try: the monitor does not wait for a backend that is down (a Redis job then stays
   // pending there and is taken over later).
-  worker->writer->flush(*chunk, /*patient=*/false);
-  if (worker->settings->config.on_error == config::OnError::kCancelAll) {
-    chunk->batch->cancel();
-  }
+  hand_over_failure(*worker, *chunk, /*patient=*/false);
   if (chunk->shared_owners.fetch_add(1, std::memory_order_acq_rel) == 1) {
     delete chunk;  // the stuck thread has returned and let go already
   }

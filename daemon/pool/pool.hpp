@@ -154,6 +154,9 @@ class Pool {
   /// cancels the batch).
   void record_result(Worker& self, JobChunk& chunk, std::size_t index, batch::JobStatus status,
                      int attempts, double ms, std::string_view text);
+  /// Hands a failure just gathered (with the rest of the chunk's results) to the sink at once,
+  /// and applies the error policy: under cancel_all the batch is cancelled.
+  void hand_over_failure(Worker& self, const JobChunk& chunk, bool patient);
   [[nodiscard]] int busy_locked() const;
   /// What an attempt came to.
   struct Verdict {

@@ -171,13 +171,17 @@ void Pool::record_result(Worker& self, JobChunk& chunk, std::size_t index, JobSt
                          int attempts, double ms, std::string_view text) {
   self.writer->add(chunk, index, status, attempts, ms, text);
   if (batch::is_failure(status)) {
-    // At once: the sink records the batch's first failure (and, under cancel_all, a spool batch
-    // cancels itself, a Redis one on every daemon). The error policy holds whatever the sink:
-    // under cancel_all no further job of the batch starts, and running ones see ctx.cancelled().
-    self.writer->flush(chunk, /*patient=*/true);
-    if (self.settings->config.on_error == config::OnError::kCancelAll) {
-      chunk.batch->cancel();
-    }
+    hand_over_failure(self, chunk, /*patient=*/true);
+  }
+}
+
+void Pool::hand_over_failure(Worker& self, const JobChunk& chunk, bool patient) {
+  // At once: the sink records the batch's first failure (and, under cancel_all, a spool batch
+  // cancels itself, a Redis one on every daemon). The error policy holds whatever the sink:
+  // under cancel_all no further job of the batch starts, and running ones see ctx.cancelled().
+  self.writer->flush(chunk, patient);
+  if (self.settings->config.on_error == config::OnError::kCancelAll) {
+    chunk.batch->cancel();
   }
 }
 
