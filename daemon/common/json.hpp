@@ -19,4 +19,11 @@ inline void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
+/// `"s"` (quoted and escaped), as a string of its own.
+inline std::string json_quoted(std::string_view s) {
+  std::string out;
+  append_json_string(out, s);
+  return out;
+}
+
 }  // namespace barista::common

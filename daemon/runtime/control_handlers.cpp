@@ -32,11 +32,7 @@ constexpr std::uint64_t kWriteBehindBytes = 1024UL * 1024;
 constexpr int kUnknown = control::kExitFailed;  // unknown batch, rejected reload
 constexpr int kRefused = control::kExitRefused;
 
-std::string json_quoted(std::string_view s) {
-  std::string out;
-  common::append_json_string(out, s);
-  return out;
-}
+using common::json_quoted;
 
 bool valid_batch_id(std::string_view id) {
   return !id.empty() && id.find('/') == std::string_view::npos && id != "." && id != "..";

@@ -27,11 +27,7 @@ inline constexpr int kRefused = control::kExitRefused;
 /// Every connection a control request makes: connect, and each command after it.
 inline constexpr auto kRedisTimeout = std::chrono::milliseconds(2000);
 
-inline std::string json_quoted(std::string_view s) {
-  std::string out;
-  common::append_json_string(out, s);
-  return out;
-}
+using common::json_quoted;
 
 inline std::string now_iso() { return common::iso8601_utc(std::chrono::system_clock::now()); }
 

@@ -27,11 +27,7 @@ constexpr auto kProgressInterval = std::chrono::milliseconds(200);
 // How often a waiting client's handler looks whether the daemon is stopping.
 constexpr auto kStopCheck = std::chrono::milliseconds(50);
 
-std::string json_quoted(std::string_view s) {
-  std::string out;
-  common::append_json_string(out, s);
-  return out;
-}
+using common::json_quoted;
 
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) {
