@@ -11,7 +11,7 @@
 #include <string_view>
 #include <type_traits>
 
-#include <nlohmann/json.hpp>
+#include "daemon/control/replies_read.hpp"
 
 namespace barista::cli {
 
@@ -60,7 +60,7 @@ class ControlClient {
 /// A reply as parsed. The CLI parses with header-only nlohmann-json, not the daemon's simdjson,
 /// which Debian ships only as a shared library (start time: daemon/cli/sources.cmake). Ordered:
 /// an object printed again keeps the daemon's key order.
-using Json = nlohmann::ordered_json;
+using Json = control::ReplyJson;
 
 /// The member `key` of `obj` when `obj` is an object that has it, else nullptr.
 inline const Json* member(const Json& obj, std::string_view key) {

@@ -10,20 +10,6 @@
 namespace barista::cli {
 namespace {
 
-std::vector<std::string> strings_of(const Json& obj, std::string_view key) {
-  std::vector<std::string> out;
-  const Json* array = member(obj, key);
-  if (array == nullptr || !array->is_array()) {
-    return out;
-  }
-  for (const auto& element : *array) {
-    if (element.is_string()) {
-      out.push_back(element.get<std::string>());
-    }
-  }
-  return out;
-}
-
 int run_reload(const GlobalOptions& globals) {
   // No read timeout: a reload loads plugins and makes processors, which takes what it takes.
   ControlClient client(socket_of(globals));
@@ -34,22 +20,21 @@ int run_reload(const GlobalOptions& globals) {
                                              "reload ended",
                                              client.socket().string()));
   }
-  const auto reply = parse_reply(*line);
-  const bool ok = value_or(reply, "ok", false);
-  const auto generation = value_or<std::uint64_t>(reply, "generation", 0);
-  if (ok) {
-    const auto changes = strings_of(reply, "changes");
+  const auto json = parse_reply(*line);
+  const auto reply = control::read_reload(json);
+  const auto generation = reply.generation;
+  if (reply.ok) {
     std::string out = fmt::format("reload applied: config generation {}{}\n", generation,
-                                  changes.empty() ? " (no changes)" : "");
-    for (const auto& change : changes) {
+                                  reply.changes.empty() ? " (no changes)" : "");
+    for (const auto& change : reply.changes) {
       out += "  " + change + '\n';
     }
     write_all(STDOUT_FILENO, out);
     return kExitOk;
   }
-  const auto errors = strings_of(reply, "errors");
+  const auto& errors = reply.errors;
   if (errors.empty()) {
-    check_ok(reply);  // a plain error reply: its code and message
+    check_ok(json);  // a plain error reply: its code and message
   }
   // The errors as `FILE:LINE:COL: message` lines, one each, as check-config prints them.
   // (No generation: the daemon was stopping and did not run the reload at all.)
@@ -62,8 +47,7 @@ int run_reload(const GlobalOptions& globals) {
     err += e + '\n';
   }
   write_all(STDERR_FILENO, err);
-  const auto code = value_or<std::int64_t>(reply, "code", kExitFailed);
-  return code == kExitOk ? kExitFailed : static_cast<int>(code);
+  return reply.code == kExitOk ? kExitFailed : reply.code;
 }
 
 }  // namespace

@@ -20,11 +20,14 @@ add_executable(barista
   ${CMAKE_CURRENT_LIST_DIR}/submit.cpp
   ${CMAKE_CURRENT_LIST_DIR}/verbs.cpp
   ${CMAKE_CURRENT_LIST_DIR}/wait.cpp
-  # From the daemon: JSON string escaping (requests), the body framing of `submit`, and the
-  # config loader for `--config FILE` (its control_socket) with the file reading it uses.
+  # From the daemon: JSON string escaping (requests), the body framing of `submit`, the replies
+  # shared with the daemon, and the config loader for `--config FILE` (its control_socket) with
+  # the file reading it uses.
   ${PROJECT_SOURCE_DIR}/daemon/common/fs.cpp
   ${PROJECT_SOURCE_DIR}/daemon/common/json.cpp
   ${PROJECT_SOURCE_DIR}/daemon/control/framing.cpp
+  ${PROJECT_SOURCE_DIR}/daemon/control/replies.cpp
+  ${PROJECT_SOURCE_DIR}/daemon/control/replies_read.cpp
   ${PROJECT_SOURCE_DIR}/daemon/config/config_loader.cpp
   ${PROJECT_SOURCE_DIR}/daemon/config/pool_section.cpp
   ${PROJECT_SOURCE_DIR}/daemon/config/validator.cpp

@@ -18,71 +18,18 @@ namespace {
 
 constexpr auto kAnswerTimeout = std::chrono::seconds(30);
 
-struct PoolRow {
-  std::string name, plugin, on_error;
-  std::uint64_t workers = 0, busy = 0, queued = 0, abandoned = 0;
-  std::string redis;  // a pool shared through Redis: "connected" or "unavailable"; else ""
-  std::optional<std::uint64_t> pending;  // its stream's jobs handed out and not yet finished
-};
-
-struct BatchRow {
-  std::string batch, pool;
-  std::uint64_t done = 0, total = 0, failed = 0;
-  bool read_all = true;  // a daemon that does not say: show the total as it is
-};
-
-struct StatusReply {
-  std::vector<PoolRow> pools;
-  std::vector<BatchRow> batches;
-};
-
-std::string text_of(const Json& obj, std::string_view key) {
-  return std::string(value_or<std::string_view>(obj, key, ""));
-}
-
-std::uint64_t number_of(const Json& obj, std::string_view key) {
-  return value_or<std::uint64_t>(obj, key, 0);
-}
+using control::StatusReply;
 
 StatusReply fetch_status(const std::filesystem::path& socket) {
   ControlClient client(socket);
   client.set_read_timeout(kAnswerTimeout);
   client.send_request(request_json("status", {}));
   std::string line;
-  const auto reply = expect_ok(client, line, "status");
-  StatusReply out;
-  const Json* pools = member(reply, "pools");
-  const Json* batches = member(reply, "batches");
-  if (pools == nullptr || !pools->is_array() || batches == nullptr || !batches->is_array()) {
+  auto reply = control::read_status(expect_ok(client, line, "status"));
+  if (!reply) {
     throw CliError(kExitRefused, "baristad's answer to status lacks pools or batches: " + line);
   }
-  for (const auto& p : *pools) {
-    if (p.is_object()) {
-      PoolRow row;
-      row.name = text_of(p, "name");
-      row.plugin = text_of(p, "plugin");
-      row.on_error = text_of(p, "on_error");
-      row.workers = number_of(p, "workers");
-      row.busy = number_of(p, "busy");
-      row.queued = number_of(p, "queued");
-      row.abandoned = number_of(p, "abandoned");
-      row.redis = text_of(p, "redis");
-      if (const Json* pending = member(p, "pending");
-          pending != nullptr && pending->is_number_unsigned()) {
-        row.pending = pending->get<std::uint64_t>();
-      }
-      out.pools.push_back(std::move(row));
-    }
-  }
-  for (const auto& b : *batches) {
-    if (b.is_object()) {
-      BatchRow row{text_of(b, "batch"), text_of(b, "pool"), number_of(b, "done"),
-                   number_of(b, "total"), number_of(b, "failed")};
-      row.read_all = value_or(b, "read_all", true);
-      out.batches.push_back(std::move(row));
-    }
-  }
-  return out;
+  return std::move(*reply);
 }
 
 // Exactly the documented keys (docs/reference.md#barista-status), whatever else the daemon

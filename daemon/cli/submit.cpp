@@ -136,20 +136,14 @@ int run_submit(const GlobalOptions& globals, const SubmitOptions& o) {
     std::string line;
     const auto reply =
         submit_once(socket, o, name, input, show_progress ? &counter : nullptr, line);
-    const Json* batch = member(reply, "batch");
-    if (batch == nullptr || !batch->is_string()) {
+    const auto stored = control::read_submit(reply);
+    if (!stored) {
       throw CliError(kExitRefused, "baristad's answer to submit names no batch: " + line);
     }
-    id = batch->get<std::string>();
+    id = stored->batch;
     // What the daemon noticed but stored anyway (a Redis pool: job ids used twice, dropped).
-    if (const Json* warnings = member(reply, "warnings");
-        warnings != nullptr && warnings->is_array()) {
-      for (const auto& w : *warnings) {
-        if (w.is_string()) {
-          write_all(STDERR_FILENO,
-                    fmt::format("barista: warning: {}\n", w.get_ref<const std::string&>()));
-        }
-      }
+    for (const auto& w : stored->warnings) {
+      write_all(STDERR_FILENO, fmt::format("barista: warning: {}\n", w));
     }
   }
   write_all(STDOUT_FILENO, id + "\n");

@@ -27,10 +27,10 @@ std::uint64_t count_of(const Json& obj, std::string_view key) {
   return value_or<std::uint64_t>(obj, key, 0);
 }
 
-// The summary as the daemon sent it: {"ok":true,"summary":SUMMARY}. Cut out rather than
+// The summary as the daemon sent it (control::summary_line). Cut out rather than
 // re-serialised, so that it is byte for byte the batch's summary.json.
 std::string summary_text(const std::string& line, const Json& summary) {
-  constexpr std::string_view kPrefix = R"({"ok":true,"summary":)";
+  constexpr auto kPrefix = control::kSummaryLinePrefix;
   if (line.starts_with(kPrefix) && line.ends_with('}')) {
     return line.substr(kPrefix.size(), line.size() - kPrefix.size() - 1);
   }
@@ -118,12 +118,10 @@ int wait_once(const std::filesystem::path& socket, const std::string& pool, cons
       break;
     }
     const auto reply = parse_reply(*line);
-    if (const Json* progress = member(reply, "progress");
-        progress != nullptr && progress->is_object()) {
+    if (const auto progress = control::read_progress(reply)) {
       if (bar) {
-        bar->update(Progress{count_of(*progress, "done"), count_of(*progress, "total"),
-                             count_of(*progress, "failed"), value_or(*progress, "read_all", false),
-                             expected_jobs});
+        bar->update(Progress{progress->done, progress->total, progress->failed,
+                             progress->read_all, expected_jobs});
       }
       continue;
     }

@@ -27,7 +27,8 @@ namespace barista::control {
 /// An error is {"ok":false,"code":C,"error":"..."}: C is the CLI's exit code (exit_codes.hpp; 1:
 /// unknown batch, rejected reload; 3: refused).
 ///
-/// A submitted batch body travels in chunks: framing.hpp.
+/// The replies with more than `ok` are values of replies.hpp, shared with the CLI. A submitted
+/// batch body travels in chunks: framing.hpp.
 inline constexpr std::size_t kMaxRequestBytes = 64UL * 1024;
 
 struct Request {
@@ -43,15 +44,5 @@ std::optional<Request> parse_request(std::string_view line, std::string& error);
 
 /// {"ok":false,"code":C,"error":"..."}\n
 std::string error_reply(int code, std::string_view message);
-
-/// A batch's progress while `wait` waits, whichever store keeps it:
-/// {"progress":{"done":D,"total":T,"failed":F,"read_all":B}}\n. `total`: the jobs known so far
-/// (all of them once `read_all`).
-inline std::string progress_reply(std::uint64_t done, std::uint64_t total, std::uint64_t failed,
-                                  bool read_all) {
-  return R"({"progress":{"done":)" + std::to_string(done) + R"(,"total":)" + std::to_string(total) +
-         R"(,"failed":)" + std::to_string(failed) + R"(,"read_all":)" +
-         (read_all ? "true" : "false") + "}}\n";
-}
 
 }  // namespace barista::control

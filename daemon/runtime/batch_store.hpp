@@ -6,6 +6,7 @@
 // pool's store and never which kind it is.
 
 #include "daemon/control/control_server.hpp"
+#include "daemon/control/replies.hpp"
 #include "daemon/pool/pool.hpp"
 
 #include <cstdint>
@@ -57,8 +58,9 @@ class BatchStore {
   /// The batch `id` (a valid id) of this pool, or null when it has none. Throws
   /// StoreUnavailable when the store cannot be asked.
   virtual std::unique_ptr<FoundBatch> find(const std::string& id) = 0;
-  /// What the store adds to its pool's object in `status` (`,"redis":…,"pending":N`), or "".
-  virtual std::string status_json(const pool::PoolStatus& status) = 0;
+  /// Fills in what the store knows of its pool's row in `status` (a Redis pool: `redis`,
+  /// `pending`).
+  virtual void describe(const pool::PoolStatus& status, control::PoolRow& row) = 0;
 };
 
 /// The store of `pool`'s batches (backends.cpp).

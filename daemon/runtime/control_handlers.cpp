@@ -4,6 +4,7 @@
 #include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
 #include "daemon/control/exit_codes.hpp"
+#include "daemon/control/replies.hpp"
 #include "daemon/runtime/backends.hpp"
 #include "daemon/runtime/batch_store.hpp"
 
@@ -133,30 +134,25 @@ void ControlHandlers::handle_submit(const control::Request& request, control::Co
 }
 
 void ControlHandlers::handle_status(control::Connection& conn) {
-  std::string out = R"({"ok":true,"pools":[)";
-  std::string batches;
-  bool first = true;
-  bool first_batch = true;
+  control::StatusReply reply;
   for (const auto& [name, p] : daemon_.pools()) {
     const auto s = p->status();
-    fmt::format_to(
-        std::back_inserter(out),
-        R"({}{{"name":{},"plugin":{},"workers":{},"busy":{},"queued":{},"on_error":"{}","abandoned":{}{}}})",
-        first ? "" : ",", json_quoted(s.name), json_quoted(s.plugin), s.workers, s.busy, s.queued,
-        s.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue", s.abandoned,
-        store_of(p)->status_json(s));
-    first = false;
+    control::PoolRow row;
+    row.name = s.name;
+    row.plugin = s.plugin;
+    row.workers = static_cast<std::uint64_t>(std::max(s.workers, 0));
+    row.busy = static_cast<std::uint64_t>(std::max(s.busy, 0));
+    row.queued = s.queued;
+    row.on_error = s.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue";
+    row.abandoned = s.abandoned;
+    store_of(p)->describe(s, row);
+    reply.pools.push_back(std::move(row));
     for (const auto& b : p->batches()) {
-      fmt::format_to(std::back_inserter(batches),
-                     R"({}{{"batch":{},"pool":{},"done":{},"total":{},"failed":{},"read_all":{}}})",
-                     first_batch ? "" : ",", json_quoted(b.batch), json_quoted(b.pool), b.done,
-                     b.total, b.failed, b.read_all ? "true" : "false");
-      first_batch = false;
+      reply.batches.push_back({b.batch, b.pool, b.done, b.total, b.failed, b.read_all});
     }
   }
-  fmt::format_to(std::back_inserter(out), R"(],"batches":[{}],"generation":{}}})", batches,
-                 daemon_.generation());
-  conn.write(out + "\n");
+  reply.generation = daemon_.generation();
+  conn.write(control::to_line(reply));
 }
 
 std::unique_ptr<FoundBatch> ControlHandlers::locate(const std::string& ref,
@@ -226,19 +222,12 @@ void ControlHandlers::handle_wait(const control::Request& request, control::Conn
 }
 
 void ControlHandlers::handle_reload(control::Connection& conn) {
-  const auto outcome = daemon_.reload_and_wait();
-  std::string out =
-      fmt::format(R"({{"ok":{},"generation":{},"code":{},"changes":[)",
-                  outcome.ok ? "true" : "false", outcome.generation, outcome.ok ? 0 : kUnknown);
-  for (std::size_t i = 0; i < outcome.changes.size(); ++i) {
-    out += (i == 0 ? "" : ",") + json_quoted(outcome.changes[i]);
-  }
-  out += R"(],"errors":[)";
-  for (std::size_t i = 0; i < outcome.errors.size(); ++i) {
-    out += (i == 0 ? "" : ",") + json_quoted(outcome.errors[i]);
-  }
-  out += "]}\n";
-  conn.write(out);
+  auto outcome = daemon_.reload_and_wait();
+  conn.write(control::to_line(control::ReloadReply{.ok = outcome.ok,
+                                                   .generation = outcome.generation,
+                                                   .code = outcome.ok ? 0 : kUnknown,
+                                                   .changes = std::move(outcome.changes),
+                                                   .errors = std::move(outcome.errors)}));
 }
 
 }  // namespace barista::runtime

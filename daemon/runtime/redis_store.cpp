@@ -2,6 +2,7 @@
 // is looked for in the pool's Redis server, and its record read (or cancelled) there. Each
 // request talks to Redis on a connection of its own: a handler runs on a thread of its own, and
 // a StreamStore is not thread-safe.
+#include "daemon/control/replies.hpp"
 #include "daemon/runtime/batch_store.hpp"
 #include "daemon/runtime/redis_control.hpp"
 
@@ -49,8 +50,7 @@ void cancel_in_redis(RedisBatch& b, const std::string& ref, control::Connection&
       spdlog::warn("batch '{}' (pool '{}') cancelled on request", b.record.id, b.pool.name);
       break;
   }
-  conn.write(R"({"ok":true})"
-             "\n");
+  conn.write(control::ok_line());
 }
 
 redis::Reply lines_page(redis::StreamStore& store, const std::string& key, long long start) {
@@ -60,16 +60,13 @@ redis::Reply lines_page(redis::StreamStore& store, const std::string& key, long 
 
 void results_from_redis(RedisBatch& b, bool summary, control::Connection& conn) {
   if (summary) {
-    conn.write(R"({"ok":true})"
-               "\n" +
-               redis::summary_json(b.record));
+    conn.write(control::ok_line() + redis::summary_json(b.record));
     return;
   }
   const auto key = redis::lines_key(b.record.id);
   // The first page before the answer: a Redis that fails now gets an error reply.
   auto page = lines_page(*b.store, key, 0);
-  conn.write(R"({"ok":true})"
-             "\n");
+  conn.write(control::ok_line());
   for (long long start = 0;;) {
     std::string out;
     for (const auto& line : page.elements()) {
@@ -93,8 +90,8 @@ void results_from_redis(RedisBatch& b, bool summary, control::Connection& conn) 
 
 std::string progress_line(const redis::BatchRecord& r) {
   const auto& c = r.counts;
-  return control::progress_reply(c.done, r.total.value_or(c.done), c.failed + c.timeout + c.invalid,
-                                 r.total.has_value());
+  return control::progress_line({{}, {}, c.done, r.total.value_or(c.done),
+                                 c.failed + c.timeout + c.invalid, r.total.has_value()});
 }
 
 void wait_in_redis(RedisBatch& b, const std::string& ref, const std::function<bool()>& stopping,
@@ -104,7 +101,7 @@ void wait_in_redis(RedisBatch& b, const std::string& ref, const std::function<bo
     if (b.record.ended()) {
       auto summary = redis::summary_json(b.record);
       summary.pop_back();  // its '\n'
-      conn.write(R"({"ok":true,"summary":)" + summary + "}\n");
+      conn.write(control::summary_line(summary));
       return;
     }
     if (!conn.write(progress_line(b.record)) || conn.client_gone()) {
@@ -192,14 +189,14 @@ class RedisStore final : public BatchStore {
     }
   }
 
-  std::string status_json(const pool::PoolStatus& s) override;
+  void describe(const pool::PoolStatus& s, control::PoolRow& row) override;
 
  private:
   std::shared_ptr<pool::Pool> pool_;  // kept while the request runs
   RedisPool redis_;
 };
 
-std::string RedisStore::status_json(const pool::PoolStatus& s) {
+void RedisStore::describe(const pool::PoolStatus& s, control::PoolRow& row) {
   const auto& settings = redis_.settings;
   // The pool's own view first: while it says unavailable it takes no jobs, whatever a probe
   // finds. Otherwise a probe: the freshest word, and the stream's pending count.
@@ -217,11 +214,8 @@ std::string RedisStore::status_json(const pool::PoolStatus& s) {
       state = "unavailable";
     }
   }
-  std::string out = R"(,"redis":)" + json_quoted(state);
-  if (pending) {
-    out += fmt::format(R"(,"pending":{})", *pending);
-  }
-  return out;
+  row.redis = state;
+  row.pending = pending;
 }
 
 }  // namespace

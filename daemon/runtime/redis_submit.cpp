@@ -4,6 +4,7 @@
 #include "daemon/batch/line_reader.hpp"
 #include "daemon/batch/result_buffer.hpp"
 #include "daemon/batch/spool.hpp"
+#include "daemon/control/replies.hpp"
 #include "daemon/runtime/redis_control.hpp"
 
 #include <sys/stat.h>
@@ -235,16 +236,15 @@ void redis_control::submit_to_redis(const RedisPool& pool, const fs::path& tmp,
     conn.write(error_reply(kRefused, fmt::format("{}; {}", why_failed, outcome)));
     return;
   }
-  std::string reply =
-      fmt::format(R"({{"ok":true,"batch":{},"pool":{})", json_quoted(id), json_quoted(pool.name));
-  if (const auto warning = submission.duplicates_warning(); !warning.empty()) {
+  control::SubmitReply reply{id, pool.name, {}};
+  if (auto warning = submission.duplicates_warning(); !warning.empty()) {
     spdlog::warn("pool '{}': {}", pool.name, warning);
-    reply += R"(,"warnings":[)" + json_quoted(warning) + "]";
+    reply.warnings.push_back(std::move(warning));
   }
   spdlog::info("pool '{}': batch '{}' submitted to redis {}:{} ({} jobs, {} invalid, {} bytes)",
                pool.name, id, pool.redis().host, pool.redis().port, submission.stored(),
                submission.invalid(), bytes);
-  conn.write(reply + "}\n");
+  conn.write(control::to_line(reply));
 }
 
 }  // namespace barista::runtime

@@ -3,6 +3,7 @@
 #include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
 #include "daemon/control/exit_codes.hpp"
+#include "daemon/control/replies.hpp"
 #include "daemon/runtime/backends.hpp"
 #include "daemon/runtime/batch_store.hpp"
 
@@ -69,8 +70,7 @@ class SpoolBatch final : public FoundBatch {
     common::write_file_durably(place_.dir / "cancelled", "cancelled by barista cancel\n");
     place_.active->cancel();
     spdlog::warn("batch '{}' (pool '{}') cancelled on request", ref, pool_->name());
-    conn.write(R"({"ok":true})"
-               "\n");
+    conn.write(control::ok_line());
   }
 
   void results(bool summary, control::Connection& conn) override {
@@ -79,16 +79,13 @@ class SpoolBatch final : public FoundBatch {
       const std::string text = place_.active
                                    ? place_.active->summary("running").json()
                                    : trimmed(common::read_file(place_.dir / "summary.json")) + "\n";
-      conn.write(R"({"ok":true})"
-                 "\n" +
-                 text);
+      conn.write(control::ok_line() + text);
       return;
     }
     if (place_.active) {
       place_.active->flush(false);  // what has been recorded so far
     }
-    conn.write(R"({"ok":true})"
-               "\n");
+    conn.write(control::ok_line());
     const int fd = ::open((place_.dir / "results.jsonl").c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       return;  // moved between the look and the open: the client sees what it got
@@ -109,7 +106,7 @@ class SpoolBatch final : public FoundBatch {
     for (;;) {
       if (!place_.active) {
         const auto summary = trimmed(common::read_file(place_.dir / "summary.json"));
-        conn.write(R"({"ok":true,"summary":)" + summary + "}\n");
+        conn.write(control::summary_line(summary));
         return;
       }
       if (place_.active->finished()) {
@@ -125,8 +122,8 @@ class SpoolBatch final : public FoundBatch {
       }
       const auto& b = *place_.active;
       const auto c = b.counts();
-      const auto line = control::progress_reply(c.total(), b.jobs_read(),
-                                                c.failed + c.timeout + c.invalid, b.read_all());
+      const auto line = control::progress_line(
+          {{}, {}, c.total(), b.jobs_read(), c.failed + c.timeout + c.invalid, b.read_all()});
       if (!conn.write(line) || conn.client_gone()) {
         return;  // the client stopped waiting: nothing else to do
       }
@@ -163,9 +160,7 @@ class SpoolStore final : public BatchStore {
     try {
       const auto id = spool_.accept_submission(tmp, name);
       spdlog::info("pool '{}': batch '{}' submitted ({} bytes)", pool_->name(), id, bytes);
-      conn.write(fmt::format(R"({{"ok":true,"batch":{},"pool":{}}})", json_quoted(id),
-                             json_quoted(pool_->name())) +
-                 "\n");
+      conn.write(control::to_line(control::SubmitReply{id, pool_->name(), {}}));
     } catch (const std::exception& e) {
       ::unlink(tmp.c_str());
       conn.write(error_reply(kRefused, e.what()));
@@ -180,7 +175,7 @@ class SpoolStore final : public BatchStore {
     return std::make_unique<SpoolBatch>(pool_, id, std::move(*place));
   }
 
-  std::string status_json(const pool::PoolStatus& /*status*/) override { return {}; }
+  void describe(const pool::PoolStatus& /*status*/, control::PoolRow& /*row*/) override {}
 
  private:
   std::shared_ptr<pool::Pool> pool_;

@@ -1,0 +1,86 @@
+#pragma once
+
+// The daemon's answers that carry more than `ok` or an error, defined once for both ends of the
+// control socket (protocol.hpp): the daemon builds one of these values and writes it with
+// to_line() (replies.cpp); the CLI reads the same line back into the same value with the
+// read_*() functions (replies_read.hpp). A field added here reaches both, and the round trip
+// is under unit test (tests/unit/control/replies_test.cpp).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace barista::control {
+
+/// A pool in `status`.
+struct PoolRow {
+  std::string name;
+  std::string plugin;
+  std::uint64_t workers = 0;
+  std::uint64_t busy = 0;
+  std::uint64_t queued = 0;
+  std::string on_error;          ///< "continue" or "cancel_all"
+  std::uint64_t abandoned = 0;   ///< workers replaced because a processor ignored its deadline
+  std::string redis;             ///< a pool shared through Redis: "connected" or "unavailable"
+  std::optional<std::uint64_t> pending;  ///< its stream's jobs handed out and not yet finished
+
+  bool operator==(const PoolRow&) const = default;
+};
+
+/// A batch's progress: a row of `status`, and each line of `wait` before the summary.
+struct BatchProgress {
+  std::string batch;  ///< empty in a `wait` line, which is about the batch asked for
+  std::string pool;   ///< likewise
+  std::uint64_t done = 0;
+  std::uint64_t total = 0;  ///< the jobs known so far; final once `read_all`
+  std::uint64_t failed = 0;
+  bool read_all = false;
+
+  bool operator==(const BatchProgress&) const = default;
+};
+
+/// {"ok":true,"pools":[...],"batches":[...],"generation":N}
+struct StatusReply {
+  std::vector<PoolRow> pools;
+  std::vector<BatchProgress> batches;
+  std::uint64_t generation = 0;
+
+  bool operator==(const StatusReply&) const = default;
+};
+
+/// {"ok":true,"batch":ID,"pool":P[,"warnings":[...]]}: a submission stored.
+struct SubmitReply {
+  std::string batch;
+  std::string pool;
+  std::vector<std::string> warnings;  ///< what was noticed but stored anyway
+
+  bool operator==(const SubmitReply&) const = default;
+};
+
+/// {"ok":B,"generation":N,"code":C,"changes":[...],"errors":[...]}: a reload's outcome.
+struct ReloadReply {
+  bool ok = false;
+  std::uint64_t generation = 0;  ///< the config now running; 0: the reload did not run
+  int code = 0;                  ///< the CLI's exit code (exit_codes.hpp)
+  std::vector<std::string> changes;
+  std::vector<std::string> errors;  ///< FILE:LINE:COL: message, as check-config prints them
+
+  bool operator==(const ReloadReply&) const = default;
+};
+
+/// Each as one JSON line, newline included.
+std::string to_line(const StatusReply& reply);
+std::string to_line(const SubmitReply& reply);
+std::string to_line(const ReloadReply& reply);
+/// {"progress":{"done":D,"total":T,"failed":F,"read_all":B}}\n (batch and pool left out).
+std::string progress_line(const BatchProgress& progress);
+/// {"ok":true,"summary":SUMMARY}\n, `summary` being a batch's summary JSON without its newline.
+/// A reader cuts SUMMARY out between the prefix and the last `}`, byte for byte.
+std::string summary_line(std::string_view summary);
+inline constexpr std::string_view kSummaryLinePrefix = R"({"ok":true,"summary":)";
+/// {"ok":true}\n
+std::string ok_line();
+
+}  // namespace barista::control
