@@ -10,16 +10,16 @@
 namespace barista::pool {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using RealTime = std::chrono::steady_clock;  // the monitor's own liveness (clock.hpp)
 using namespace tuning;
 
 }  // namespace
 
 void Pool::monitor_loop() {
   std::unique_lock lock(monitor_mutex_);
-  last_tick_ns_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+  last_tick_ns_.store(RealTime::now().time_since_epoch().count(), std::memory_order_relaxed);
   while (!monitor_cv_.wait_for(lock, kMonitorTick, [&] { return stopping_.load(); })) {
-    last_tick_ns_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    last_tick_ns_.store(RealTime::now().time_since_epoch().count(), std::memory_order_relaxed);
     sink_->tick();
     check_stuck_workers();
     std::lock_guard pool_lock(mutex_);
@@ -30,7 +30,7 @@ void Pool::monitor_loop() {
 }
 
 void Pool::check_stuck_workers() {
-  const auto limit = (Clock::now() - kAbandonGrace).time_since_epoch().count();
+  const auto limit = (clock_.now() - kAbandonGrace).time_since_epoch().count();
   std::vector<std::shared_ptr<Worker>> stuck;
   {
     std::lock_guard lock(mutex_);
@@ -77,7 +77,7 @@ void Pool::replace_abandoned(const std::shared_ptr<Worker>& worker) {
     queued_.fetch_add(rest->size(), std::memory_order_relaxed);  // waiting again
   }
   const double ms =
-      std::chrono::duration<double, std::milli>(Clock::now() - worker->first_start).count();
+      std::chrono::duration<double, std::milli>(clock_.now() - worker->first_start).count();
   const auto timeout_ms = worker->settings->config.timeout.value_or(std::chrono::milliseconds(0));
   worker->writer->add(*chunk, worker->index, batch::JobStatus::kTimeout, worker->attempt, ms,
                       fmt::format("deadline of {} ms exceeded; the processor did not return "

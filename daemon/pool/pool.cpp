@@ -12,18 +12,18 @@
 namespace barista::pool {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using RealTime = std::chrono::steady_clock;  // the pool's own housekeeping (clock.hpp)
 using namespace tuning;
 
 }  // namespace
 
 Pool::Pool(config::PoolConfig config, std::shared_ptr<const plugin::PluginLibrary> library,
-           std::shared_ptr<Source> source, std::shared_ptr<Sink> sink)
-    : name_(config.name), source_(std::move(source)), sink_(std::move(sink)) {
+           std::shared_ptr<Source> source, std::shared_ptr<Sink> sink, const Clock& clock)
+    : name_(config.name), clock_(clock), source_(std::move(source)), sink_(std::move(sink)) {
   fresh_processors_ = make_processors(config, *library);
   auto settings = std::make_shared<PoolSettings>();
   if (config.rate) {
-    settings->rate = std::make_shared<RateLimiter>(config.rate->count, config.rate->per);
+    settings->rate = std::make_shared<RateLimiter>(config.rate->count, config.rate->per, clock_);
   }
   settings->generation = generation_.load();
   settings->library = std::move(library);
@@ -143,7 +143,7 @@ void Pool::reconfigure(config::PoolConfig config,
     settings->rate = old.rate == settings->config.rate
                          ? settings_->rate
                          : std::make_shared<RateLimiter>(settings->config.rate->count,
-                                                         settings->config.rate->per);
+                                                         settings->config.rate->per, clock_);
   }
   settings->generation = generation_.load() + 1;
   const bool new_processors =
@@ -246,11 +246,12 @@ void Pool::stop(std::chrono::milliseconds timeout) {
   }
   // Wake idle workers until every one has seen stopping_ (one may start waiting just after a
   // wake-up); busy ones leave after their current job.
-  const auto wait_all = [&](std::unique_lock<std::mutex>& lock, Clock::duration limit) {
-    const auto until = Clock::now() + limit;
-    while (workers_running_ > 0 && Clock::now() < until) {
+  const auto wait_all = [&](std::unique_lock<std::mutex>& lock, RealTime::duration limit) {
+    const auto until = RealTime::now() + limit;
+    while (workers_running_ > 0 && RealTime::now() < until) {
       idle_.wake_all();
-      workers_cv_.wait_for(lock, std::min<Clock::duration>(until - Clock::now(), kMonitorTick));
+      workers_cv_.wait_for(lock,
+                           std::min<RealTime::duration>(until - RealTime::now(), kMonitorTick));
     }
     return workers_running_ == 0;
   };
@@ -321,13 +322,13 @@ PoolStatus Pool::status() const {
   return s;
 }
 
-bool Pool::alive(Clock::duration limit) const {
+bool Pool::alive(RealTime::duration limit) const {
   if (!started_.load() || stopping_.load()) {
     return true;
   }
   const auto last =
-      Clock::time_point(Clock::duration(last_tick_ns_.load(std::memory_order_relaxed)));
-  return Clock::now() - last < limit;
+      RealTime::time_point(RealTime::duration(last_tick_ns_.load(std::memory_order_relaxed)));
+  return RealTime::now() - last < limit;
 }
 
 }  // namespace barista::pool

@@ -3,6 +3,7 @@
 #include "daemon/batch/job_counters.hpp"
 #include "daemon/config/config.hpp"
 #include "daemon/plugin/plugin_library.hpp"
+#include "daemon/pool/clock.hpp"
 #include "daemon/pool/job_chunk.hpp"
 #include "daemon/pool/rate_limiter.hpp"
 #include "daemon/pool/sink.hpp"
@@ -50,10 +51,12 @@ struct PoolSettings {
 class Pool {
  public:
   /// Creates one processor per worker with the plugin's factory (which may throw: the pool is
-  /// refused). `source` and `sink` may be one object (a backend implements both). Threads start
-  /// with start().
+  /// refused). `source` and `sink` may be one object (a backend implements both). `clock`: the
+  /// time its jobs are judged by (clock.hpp), which outlives the pool. Threads start with
+  /// start().
   Pool(config::PoolConfig config, std::shared_ptr<const plugin::PluginLibrary> library,
-       std::shared_ptr<Source> source, std::shared_ptr<Sink> sink);
+       std::shared_ptr<Source> source, std::shared_ptr<Sink> sink,
+       const Clock& clock = Clock::steady());
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
   ~Pool();
@@ -165,20 +168,21 @@ class Pool {
     bool retryable = true;
   };
   enum class Ran { kJudged, kDiscarded, kAbandoned };
+  /// `ended`: when the attempt returned.
   static Verdict judge(std::optional<Outcome>& outcome, std::string& thrown,
-                       const config::PoolConfig& cfg,
-                       std::chrono::steady_clock::time_point deadline);
+                       const config::PoolConfig& cfg, Clock::time_point deadline,
+                       Clock::time_point ended);
   /// Runs one attempt of job `index` with the worker's processor and judges it (`verdict`);
   /// kDiscarded when the pool's stop timed out meanwhile, kAbandoned when the monitor gave up
   /// on the worker.
   Ran attempt_once(Worker& self, JobChunk& chunk, std::size_t index, int attempt,
-                   std::chrono::steady_clock::time_point first_start,
-                   std::chrono::steady_clock::time_point attempt_start, Verdict& verdict);
+                   Clock::time_point first_start, Clock::time_point attempt_start,
+                   Verdict& verdict);
   /// Runs a job to its result: attempts, retries with backoff, the rate, cancellation. False
   /// when the worker was abandoned. `now`: the clock when the job starts; on return, when it
   /// ended.
   bool run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
-               std::chrono::steady_clock::time_point& now);
+               Clock::time_point& now);
   void adopt_settings(Worker& self);
   bool should_retire();
   std::shared_ptr<Worker> spawn_worker_locked(plugin::ProcessorHandle processor, JobChunk* orphan);
@@ -190,6 +194,7 @@ class Pool {
   void replace_abandoned(const std::shared_ptr<Worker>& worker);
 
   const std::string name_;
+  const Clock& clock_;
   std::shared_ptr<Source> source_;
   std::shared_ptr<Sink> sink_;
   std::shared_ptr<batch::JobCounters> counters_ = std::make_shared<batch::JobCounters>();

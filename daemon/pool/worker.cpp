@@ -12,32 +12,14 @@
 namespace barista::pool {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using batch::JobStatus;
 
 using tuning::kIdleRecheck;
 
 // Milliseconds from `start` to now; `now` becomes now (the next job's start: one clock read a job).
-double ms_since(Clock::time_point start, Clock::time_point& now) {
-  now = Clock::now();
+double ms_since(const Clock& clock, Clock::time_point start, Clock::time_point& now) {
+  now = clock.now();
   return std::chrono::duration<double, std::milli>(now - start).count();
-}
-
-// Sleeps for `d`, looking at `stop` every 5 ms; false when stopped early.
-template <class Stop>
-bool sleep_unless(Clock::duration d, Stop stop) {
-  const auto until = Clock::now() + d;
-  for (;;) {
-    if (stop()) {
-      return false;
-    }
-    const auto now = Clock::now();
-    if (now >= until) {
-      return true;
-    }
-    std::this_thread::sleep_for(
-        std::min<Clock::duration>(until - now, std::chrono::milliseconds(5)));
-  }
 }
 
 std::chrono::milliseconds backoff_for(const config::PoolConfig& c, int attempt) {
@@ -139,7 +121,7 @@ void Pool::worker_loop(const std::shared_ptr<Worker>& self) {
 void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
   // The chunk's jobs leave the queue's count as a whole: one touch of a shared counter.
   queued_.fetch_sub(chunk->size() - chunk->next, std::memory_order_relaxed);
-  const auto start = Clock::now();
+  const auto start = clock_.now();
   auto now = start;  // the clock as the last job ended
   std::size_t ran = 0;
   while (chunk->next < chunk->size()) {
@@ -186,11 +168,12 @@ void Pool::hand_over_failure(Worker& self, const JobChunk& chunk, bool patient) 
 }
 
 Pool::Verdict Pool::judge(std::optional<Outcome>& outcome, std::string& thrown,
-                          const config::PoolConfig& cfg, Clock::time_point deadline) {
+                          const config::PoolConfig& cfg, Clock::time_point deadline,
+                          Clock::time_point ended) {
   Verdict v;
   if (!outcome) {
     v.text = thrown.empty() ? std::string("the processor threw an exception") : std::move(thrown);
-  } else if (cfg.timeout && Clock::now() > deadline) {
+  } else if (cfg.timeout && ended > deadline) {
     v.status = JobStatus::kTimeout;
     v.text = fmt::format("deadline of {} ms exceeded", cfg.timeout->count());
   } else {
@@ -244,7 +227,7 @@ Pool::Ran Pool::attempt_once(Worker& self, JobChunk& chunk, std::size_t index, i
   if (discard_.load(std::memory_order_relaxed)) {
     return Ran::kDiscarded;
   }
-  verdict = judge(outcome, thrown, cfg, deadline);
+  verdict = judge(outcome, thrown, cfg, deadline, clock_.now());
   return Ran::kJudged;
 }
 
@@ -258,7 +241,7 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
   int attempt = 0;
   for (;;) {
     if (batch.cancelled()) {
-      record_result(*self, chunk, index, JobStatus::kCancelled, attempt, ms_since(first_start, now),
+      record_result(*self, chunk, index, JobStatus::kCancelled, attempt, ms_since(clock_, first_start, now),
                     attempt == 0 ? "batch cancelled before the job started" : "batch cancelled");
       return true;
     }
@@ -278,7 +261,7 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     }
     ++attempt;
     // The first attempt starts as the job does, unless the rate made it wait.
-    const auto attempt_start = attempt == 1 && !settings.rate ? first_start : Clock::now();
+    const auto attempt_start = attempt == 1 && !settings.rate ? first_start : clock_.now();
     Verdict v;
     switch (attempt_once(*self, chunk, index, attempt, first_start, attempt_start, v)) {
       case Ran::kAbandoned:
@@ -289,7 +272,7 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
         break;
     }
     if (v.status != JobStatus::kOk && batch.cancelled()) {
-      record_result(*self, chunk, index, JobStatus::kCancelled, attempt, ms_since(first_start, now),
+      record_result(*self, chunk, index, JobStatus::kCancelled, attempt, ms_since(clock_, first_start, now),
                     "batch cancelled while the job was running");
       return true;
     }
@@ -300,10 +283,10 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
                     chunk.id(index), batch.id(), attempt, batch::to_string(v.status), v.text,
                     delay.count());
       self->writer->flush(chunk, /*patient=*/true);  // the chunk's other results do not wait
-      sleep_unless(delay, stop_waiting);
+      clock_.sleep_until(clock_.now() + delay, stop_waiting);
       continue;
     }
-    record_result(*self, chunk, index, v.status, attempt, ms_since(first_start, now), v.text);
+    record_result(*self, chunk, index, v.status, attempt, ms_since(clock_, first_start, now), v.text);
     return true;
   }
 }

@@ -192,6 +192,14 @@ class ScriptProcessor final : public Processor {
       nap(ctx, 5000, true);
       return Outcome::fail("saw cancel");
     }
+    if (p.starts_with("advance:")) {
+      ManualClock* clock = script_clock().load();
+      if (clock == nullptr) {
+        return Outcome::fatal("no script clock");
+      }
+      clock->advance(milliseconds(number_after(p, "advance:")));
+      return Outcome::ok("advanced");
+    }
     return Outcome::fatal("unknown script");
   }
 };
@@ -201,6 +209,11 @@ void script_factory(const PluginConfig& /*config*/, std::unique_ptr<Processor>& 
 }
 
 }  // namespace
+
+std::atomic<ManualClock*>& script_clock() {
+  static std::atomic<ManualClock*> clock{nullptr};
+  return clock;
+}
 
 std::shared_ptr<const plugin::PluginLibrary> script_plugin() {
   static const auto library = plugin::PluginLibrary::built_in("script", "1.0", &script_factory);

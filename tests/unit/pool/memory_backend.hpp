@@ -9,6 +9,7 @@
 #include "daemon/pool/pool.hpp"
 #include "daemon/pool/sink.hpp"
 #include "daemon/pool/source.hpp"
+#include "tests/unit/pool/manual_clock.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -104,7 +105,11 @@ ScriptStats& script_stats();
 ///   hang:MS        the same, named for a processor that ignores its deadline
 ///   fail_after:MS  sleeps MS, then fails
 ///   wait_cancel    waits (up to 5 s) for ctx.cancelled(), then fails ("saw cancel")
+///   advance:MS     moves script_clock() on by MS, then returns "advanced"
 std::shared_ptr<const plugin::PluginLibrary> script_plugin();
+
+/// The clock `advance:MS` moves: set by a test that gives its pool a ManualClock.
+std::atomic<ManualClock*>& script_clock();
 
 /// A pool config for the scripted plugin.
 config::PoolConfig script_pool(int workers, std::size_t queue = 64);
