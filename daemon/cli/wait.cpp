@@ -120,8 +120,8 @@ int wait_once(const std::filesystem::path& socket, const std::string& pool, cons
     const auto reply = parse_reply(*line);
     if (const auto progress = control::read_progress(reply)) {
       if (bar) {
-        bar->update(Progress{progress->done, progress->total, progress->failed,
-                             progress->read_all, expected_jobs});
+        bar->update(Progress{progress->done, progress->total, progress->failed, progress->read_all,
+                             expected_jobs});
       }
       continue;
     }

@@ -69,8 +69,8 @@ std::string to_line(const SubmitReply& reply) {
 
 std::string to_line(const ReloadReply& reply) {
   return fmt::format(R"({{"ok":{},"generation":{},"code":{},"changes":{},"errors":{}}})",
-                     bool_text(reply.ok), reply.generation, reply.code,
-                     string_array(reply.changes), string_array(reply.errors)) +
+                     bool_text(reply.ok), reply.generation, reply.code, string_array(reply.changes),
+                     string_array(reply.errors)) +
          "\n";
 }
 

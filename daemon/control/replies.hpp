@@ -21,9 +21,9 @@ struct PoolRow {
   std::uint64_t workers = 0;
   std::uint64_t busy = 0;
   std::uint64_t queued = 0;
-  std::string on_error;          ///< "continue" or "cancel_all"
-  std::uint64_t abandoned = 0;   ///< workers replaced because a processor ignored its deadline
-  std::string redis;             ///< a pool shared through Redis: "connected" or "unavailable"
+  std::string on_error;         ///< "continue" or "cancel_all"
+  std::uint64_t abandoned = 0;  ///< workers replaced because a processor ignored its deadline
+  std::string redis;            ///< a pool shared through Redis: "connected" or "unavailable"
   std::optional<std::uint64_t> pending;  ///< its stream's jobs handed out and not yet finished
 
   bool operator==(const PoolRow&) const = default;

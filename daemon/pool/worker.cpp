@@ -241,7 +241,8 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
   int attempt = 0;
   for (;;) {
     if (batch.cancelled()) {
-      record_result(*self, chunk, index, JobStatus::kCancelled, attempt, ms_since(clock_, first_start, now),
+      record_result(*self, chunk, index, JobStatus::kCancelled, attempt,
+                    ms_since(clock_, first_start, now),
                     attempt == 0 ? "batch cancelled before the job started" : "batch cancelled");
       return true;
     }
@@ -272,7 +273,8 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
         break;
     }
     if (v.status != JobStatus::kOk && batch.cancelled()) {
-      record_result(*self, chunk, index, JobStatus::kCancelled, attempt, ms_since(clock_, first_start, now),
+      record_result(*self, chunk, index, JobStatus::kCancelled, attempt,
+                    ms_since(clock_, first_start, now),
                     "batch cancelled while the job was running");
       return true;
     }
@@ -286,7 +288,8 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
       clock_.sleep_until(clock_.now() + delay, stop_waiting);
       continue;
     }
-    record_result(*self, chunk, index, v.status, attempt, ms_since(clock_, first_start, now), v.text);
+    record_result(*self, chunk, index, v.status, attempt, ms_since(clock_, first_start, now),
+                  v.text);
     return true;
   }
 }

@@ -90,8 +90,12 @@ void results_from_redis(RedisBatch& b, bool summary, control::Connection& conn) 
 
 std::string progress_line(const redis::BatchRecord& r) {
   const auto& c = r.counts;
-  return control::progress_line({{}, {}, c.done, r.total.value_or(c.done),
-                                 c.failed + c.timeout + c.invalid, r.total.has_value()});
+  return control::progress_line({{},
+                                 {},
+                                 c.done,
+                                 r.total.value_or(c.done),
+                                 c.failed + c.timeout + c.invalid,
+                                 r.total.has_value()});
 }
 
 void wait_in_redis(RedisBatch& b, const std::string& ref, const std::function<bool()>& stopping,

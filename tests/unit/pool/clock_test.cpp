@@ -70,8 +70,7 @@ TEST_CASE("clock: backoff doubles up to max_backoff, in the pool's time", "[pool
   const auto r = e.backend->by_id("b").at("1").at(0);
   CHECK(r.status == JobStatus::kFailed);
   CHECK(r.attempts == 5);
-  CHECK(e.clock.sleeps() ==
-        durations({seconds(10), seconds(20), seconds(30), seconds(30)}));
+  CHECK(e.clock.sleeps() == durations({seconds(10), seconds(20), seconds(30), seconds(30)}));
   CHECK(e.clock.elapsed() == seconds(90));
   CHECK(r.ms == Approx(90'000));  // the job's duration is the pool's time too
 }
@@ -94,8 +93,7 @@ TEST_CASE("clock: a retry waits for its backoff and not a moment longer", "[pool
   CHECK(r.attempts == 2);
 }
 
-TEST_CASE("clock: an attempt is past its deadline when the pool's time says so",
-          "[pool][clock]") {
+TEST_CASE("clock: an attempt is past its deadline when the pool's time says so", "[pool][clock]") {
   auto cfg = script_pool(1);
   cfg.timeout = milliseconds(1000);
   cfg.retries = 1;
@@ -119,8 +117,8 @@ TEST_CASE("clock: rate spaces attempt starts evenly in the pool's time", "[pool]
   e.backend->add("r", std::vector<std::string>(5, "ok:x"));
   REQUIRE(e.backend->wait_results(5, kPatience));
   // The first start at once, then one each half second.
-  CHECK(e.clock.sleeps() == durations({milliseconds(500), milliseconds(500), milliseconds(500),
-                                       milliseconds(500)}));
+  CHECK(e.clock.sleeps() ==
+        durations({milliseconds(500), milliseconds(500), milliseconds(500), milliseconds(500)}));
   CHECK(e.clock.elapsed() == seconds(2));
 }
 
