@@ -23,10 +23,10 @@ namespace {
 // Results are handed to the kernel once this much is buffered, even between group commits.
 constexpr std::size_t kWriteThreshold = 256UL * 1024;
 
-// Writes all of `data`; 0, or the errno of the write that failed.
-int write_all(int fd, std::string_view data) {
+// Writes all of `data` at `offset`; 0, or the errno of the write that failed.
+int write_all_at(int fd, std::string_view data, std::uint64_t offset) {
   while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
+    const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -34,6 +34,7 @@ int write_all(int fd, std::string_view data) {
       return errno;
     }
     data.remove_prefix(static_cast<std::size_t>(n));
+    offset += static_cast<std::uint64_t>(n);
   }
   return 0;
 }
@@ -50,14 +51,28 @@ Batch::Batch(Info info, ResumedState resumed)
   }
   jobs_read_ = counts_.total();
   const auto file = dir() / "results.jsonl";
-  fd_ = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0644);
+  // Written at explicit offsets (pwrite), not O_APPEND: a rewrite after a failed fsync writes
+  // in place, which Linux ignores for a file opened with O_APPEND.
+  fd_ = ::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd_ < 0) {
     throw std::system_error(errno, std::generic_category(), "open " + file.string());
   }
   struct stat st {};
-  if (::fstat(fd_, &st) == 0) {
-    written_ = static_cast<std::uint64_t>(st.st_size);
+  if (::fstat(fd_, &st) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    throw std::system_error(err, std::generic_category(), "stat " + file.string());
   }
+  written_ = static_cast<std::uint64_t>(st.st_size);
+  // A resumed batch's results so far came from an earlier run, and this one holds no copy to
+  // write again: they are made durable now, or the batch is not opened (and tried again).
+  if (written_ > 0 && (info_.sync_file ? info_.sync_file(fd_) : ::fdatasync(fd_)) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    throw std::system_error(err, std::generic_category(), "fsync " + file.string());
+  }
+  synced_ = written_;
+  unsynced_from_ = written_;
 }
 
 Batch::~Batch() {
@@ -120,10 +135,12 @@ bool Batch::flush(bool sync) {
       spare_.swap(buffer_);
     }
     if (!spare_.empty()) {
-      error = write_all(fd_, spare_);
+      error = write_all_at(fd_, spare_, written_);
       if (error == 0) {
         written_ += spare_.size();
-        spare_.clear();
+        // Kept, as written, until an fsync after it has succeeded.
+        unsynced_.push_back(std::move(spare_));
+        spare_ = std::string();
       } else {
         // Cut what part of it got in (the file ends on a whole line again) and keep it all for
         // the next try: a full disk loses no result and leaves no torn line behind.
@@ -138,20 +155,53 @@ bool Batch::flush(bool sync) {
   }
   // The fsync runs outside io_mutex_: it takes milliseconds on a real disk, and a worker whose
   // buffer fills meanwhile must be able to write rather than wait for it. Every byte written
-  // before fdatasync() is called is on disk when it returns.
+  // before fdatasync() is called is on disk when it returns. After a failed fsync, the next one
+  // first writes again all that is not known durable (under sync_mutex_, so that no fsync
+  // between the failure and the rewrite can count those bytes).
   if (error == 0 && sync) {
     std::lock_guard lock(sync_mutex_);
-    if (synced_ < written) {
+    if (rewrite_) {
+      std::lock_guard io(io_mutex_);
+      error = rewrite_unsynced();
+      written = written_;
+    }
+    if (error == 0 && synced_ < written) {
       if ((info_.sync_file ? info_.sync_file(fd_) : ::fdatasync(fd_)) == 0) {
         synced_ = written;
+        forget_synced(written);
       } else {
         error = errno;
+        rewrite_ = true;
       }
     }
   }
   std::lock_guard lock(mutex_);
   write_error_ = error == 0 ? std::string() : common::error_text(error);
   return error == 0;
+}
+
+int Batch::rewrite_unsynced() {
+  std::uint64_t offset = unsynced_from_;
+  for (const auto& piece : unsynced_) {
+    if (const int error = write_all_at(fd_, piece, offset); error != 0) {
+      return error;
+    }
+    offset += piece.size();
+  }
+  rewrite_ = false;  // unless this sync fails too
+  spdlog::warn("batch '{}' (pool '{}'): wrote {} bytes of results again after a failed fsync",
+               info_.id, info_.pool, offset - unsynced_from_);
+  return 0;
+}
+
+void Batch::forget_synced(std::uint64_t synced) {
+  std::lock_guard io(io_mutex_);
+  std::size_t drop = 0;
+  while (drop < unsynced_.size() && unsynced_from_ + unsynced_[drop].size() <= synced) {
+    unsynced_from_ += unsynced_[drop].size();
+    ++drop;
+  }
+  unsynced_.erase(unsynced_.begin(), unsynced_.begin() + static_cast<std::ptrdiff_t>(drop));
 }
 
 std::string Batch::write_error() const {

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace barista::batch {
 
@@ -72,6 +73,12 @@ class Batch : public BatchCore {
   /// that failed (a full disk): the file is cut back to its last whole line, the results stay
   /// buffered for the next try, and write_error() says why. The fsync does not hold up writes:
   /// workers that fill the buffer meanwhile write to the file while the disk catches up.
+  ///
+  /// A failed fsync is never retried as if nothing happened: the kernel may have dropped the
+  /// pages it could not write, and a later fsync that returns 0 says nothing of them. So what
+  /// was written since the last good fsync is kept in memory, and after a failed one it is
+  /// written again, in place, before the next fsync; only an fsync after that rewrite makes it
+  /// durable (docs/crash-safety.md#a-failed-fsync).
   bool flush(bool sync);
   /// Why the last flush failed; empty when it did not.
   [[nodiscard]] std::string write_error() const;
@@ -103,6 +110,11 @@ class Batch : public BatchCore {
   bool wait_finished(std::chrono::steady_clock::duration timeout) const;
 
  private:
+  /// Writes unsynced_ again where it was (io_mutex_ held); 0 or the errno.
+  int rewrite_unsynced();
+  /// Lets go of what an fsync made durable, up to file offset `synced`.
+  void forget_synced(std::uint64_t synced);
+
   Info info_;
   int fd_ = -1;
   std::atomic<bool> finished_{false};
@@ -118,9 +130,14 @@ class Batch : public BatchCore {
   Counts counts_;
   std::optional<FirstError> first_error_;
 
-  std::mutex io_mutex_;  // serialises writes to fd_; guards spare_, written_
+  std::mutex io_mutex_;  // serialises writes to fd_; guards spare_, written_, unsynced_, rewrite_
   std::string spare_;
   std::uint64_t written_ = 0;  // bytes of whole lines in the file
+  // What this process wrote since the last good fsync, as written, from file offset
+  // unsynced_from_ on: written again after a failed fsync (rewrite_).
+  std::vector<std::string> unsynced_;
+  std::uint64_t unsynced_from_ = 0;
+  bool rewrite_ = false;
 
   std::mutex sync_mutex_;     // serialises fsyncs of fd_; guards synced_
   std::uint64_t synced_ = 0;  // bytes of the file known to be on disk

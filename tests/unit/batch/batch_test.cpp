@@ -5,6 +5,8 @@
 #include <simdjson.h>
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -199,6 +201,51 @@ TEST_CASE("results are written while a group commit's fsync is still running", "
   CHECK(syncs == 2);
   CHECK(b.flush(true));
   CHECK(syncs == 2);  // nothing new: no fsync
+}
+
+// A failed fsync may have cost the pages it could not write, while a later fsync returns 0:
+// the results must be written again before anything counts them durable. The disk's loss is
+// played by overwriting the file's bytes when the fsync fails.
+TEST_CASE("after a failed fsync the results are written again before they count as durable",
+          "[batch][ledger]") {
+  TempDir dir;
+  auto info = make_info(dir, false);
+  const auto results = info.pool_dir / "active" / "b1" / "results.jsonl";
+  int syncs = 0;
+  std::string at_second_sync;
+  info.sync_file = [&](int fd) {
+    ++syncs;
+    if (syncs == 1) {
+      const auto size = std::filesystem::file_size(results);
+      const std::string lost(size, '#');
+      REQUIRE(::pwrite(fd, lost.data(), lost.size(), 0) == static_cast<ssize_t>(lost.size()));
+      errno = EIO;
+      return -1;
+    }
+    if (syncs == 2) {
+      at_second_sync = slurp(results);
+    }
+    return 0;
+  };
+  Batch b(info);
+  b.record("1", JobStatus::kOk, 1, 0, "one");
+  b.record("2", JobStatus::kFailed, 1, 0, "two");
+  CHECK_FALSE(b.flush(true));
+  CHECK(slurp(results).find_first_not_of('#') == std::string::npos);  // "lost"
+  b.record("3", JobStatus::kOk, 1, 0, "three");
+  CHECK(b.flush(false));  // a write between the two syncs does not count the lost ones
+  CHECK(b.flush(true));
+  CHECK(syncs == 2);
+  // The fsync that succeeded came after the lost bytes were written again, with the new one.
+  const auto lines = lines_of(at_second_sync);
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[0].find(R"("id":"1")") != std::string::npos);
+  CHECK(lines[1].find(R"("id":"2")") != std::string::npos);
+  CHECK(lines[2].find(R"("id":"3")") != std::string::npos);
+  CHECK(slurp(results) == at_second_sync);
+  // Durable now: nothing is written again, and nothing new means no fsync.
+  CHECK(b.flush(true));
+  CHECK(syncs == 2);
 }
 
 TEST_CASE("a failed fsync is reported and tried again at the next group commit",
