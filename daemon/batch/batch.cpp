@@ -22,6 +22,10 @@ namespace {
 
 // Results are handed to the kernel once this much is buffered, even between group commits.
 constexpr std::size_t kWriteThreshold = 256UL * 1024;
+// At most this much written and not yet synced is kept in memory (to be written again should
+// the fsync fail): a writer that finds more syncs at once instead of waiting for the group
+// commit, so that a fast pool's memory stays bounded however slow the disk.
+constexpr std::uint64_t kMaxUnsynced = 4UL * 1024 * 1024;
 
 // Writes all of `data` at `offset`; 0, or the errno of the write that failed.
 int write_all_at(int fd, std::string_view data, std::uint64_t offset) {
@@ -141,6 +145,7 @@ bool Batch::flush(bool sync) {
         // Kept, as written, until an fsync after it has succeeded.
         unsynced_.push_back(std::move(spare_));
         spare_ = std::string();
+        sync = sync || written_ - unsynced_from_ > kMaxUnsynced;
       } else {
         // Cut what part of it got in (the file ends on a whole line again) and keep it all for
         // the next try: a full disk loses no result and leaves no torn line behind.

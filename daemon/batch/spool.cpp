@@ -177,8 +177,15 @@ std::optional<Batch::Info> PoolSpool::claim(const fs::path& source, std::string_
   // result of the batch is written (on a journalling file system that commits the rename as a
   // whole, the source folder's side with it). For a submission these two are all the syncs its
   // new name needs: it never lived in the inbox under a batch name.
-  common::fsync_dir(dir);
-  common::fsync_dir(active());
+  try {
+    common::fsync_dir(dir);
+    common::fsync_dir(active());
+  } catch (const std::exception&) {
+    // Not known durable: undone, so that the file is claimed again from where it was. Should
+    // the undoing fail too, the batch is in active/ and the next recovery takes it.
+    unclaim(info, source);
+    throw;
+  }
   return info;
 }
 

@@ -33,7 +33,8 @@ StatusReply fetch_status(const std::filesystem::path& socket) {
 }
 
 // Exactly the documented keys (docs/reference.md#barista-status), whatever else the daemon
-// reports; a pool shared through Redis adds "redis" (and "pending" when known).
+// reports; a pool shared through Redis adds "redis" (and "pending" when known), a pool whose
+// storage fails "storage_error".
 std::string status_json(const StatusReply& s) {
   std::string out = R"({"pools":[)";
   for (std::size_t i = 0; i < s.pools.size(); ++i) {
@@ -52,6 +53,10 @@ std::string status_json(const StatusReply& s) {
       if (p.pending) {
         out += fmt::format(R"(,"pending":{})", *p.pending);
       }
+    }
+    if (!p.storage_error.empty()) {
+      out += R"(,"storage_error":)";
+      common::append_json_string(out, p.storage_error);
     }
     out += '}';
   }
@@ -103,9 +108,11 @@ std::string status_table(const StatusReply& s) {
   std::vector<std::vector<std::string>> pools;
   bool any_abandoned = false;
   bool any_redis = false;
+  bool any_storage = false;
   for (const auto& p : s.pools) {
     any_abandoned = any_abandoned || p.abandoned > 0;
     any_redis = any_redis || !p.redis.empty();
+    any_storage = any_storage || !p.storage_error.empty();
   }
   for (const auto& p : s.pools) {
     std::vector<std::string> row{p.name,
@@ -120,6 +127,9 @@ std::string status_table(const StatusReply& s) {
     if (any_redis) {
       row.push_back(p.redis.empty() ? "" : "redis: " + p.redis);
     }
+    if (any_storage) {
+      row.push_back(p.storage_error.empty() ? "ok" : "failing: " + p.storage_error);
+    }
     pools.push_back(std::move(row));
   }
   std::vector<std::string> pool_header{"POOL", "PLUGIN", "WORKERS", "BUSY", "QUEUED", "ON_ERROR"};
@@ -133,6 +143,11 @@ std::string status_table(const StatusReply& s) {
     // Only when some pool is shared through Redis (docs/reference.md#redis-pools): it shows
     // `redis: unavailable` there.
     pool_header.emplace_back("SHARED");
+    pool_numeric.push_back(false);
+  }
+  if (any_storage) {
+    // Only while some pool's storage fails (docs/crash-safety.md#storage-faults).
+    pool_header.emplace_back("STORAGE");
     pool_numeric.push_back(false);
   }
   std::string out = pools.empty() ? "no pools\n" : table(pool_header, pool_numeric, pools);
@@ -159,7 +174,8 @@ void add_status(CLI::App& app, const GlobalOptions& globals, Action& action) {
                        "A total shown as N+ is still growing: the daemon has not read the whole "
                        "batch yet. A pool shared through Redis shows `redis: connected` or "
                        "`redis: unavailable` (JSON: \"redis\", and \"pending\": its stream's "
-                       "jobs handed out and not yet finished).\nExit: 0; 3 no daemon.");
+                       "jobs handed out and not yet finished). While a pool's storage fails, a "
+                       "STORAGE column says why (JSON: \"storage_error\").\nExit: 0; 3 no daemon.");
   cmd->add_flag("--json", *json,
                 R"(print {"pools":[{"name","plugin","workers","busy","queued","on_error"}],)"
                 R"("batches":[{"batch","pool","done","total","failed"}]} instead)");

@@ -44,6 +44,9 @@ std::string to_line(const StatusReply& reply) {
     if (p.pending) {
       fmt::format_to(std::back_inserter(out), R"(,"pending":{})", *p.pending);
     }
+    if (!p.storage_error.empty()) {
+      out += R"(,"storage_error":)" + json_quoted(p.storage_error);
+    }
     out += '}';
   }
   out += R"(],"batches":[)";

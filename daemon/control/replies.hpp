@@ -25,6 +25,7 @@ struct PoolRow {
   std::uint64_t abandoned = 0;  ///< workers replaced because a processor ignored its deadline
   std::string redis;            ///< a pool shared through Redis: "connected" or "unavailable"
   std::optional<std::uint64_t> pending;  ///< its stream's jobs handed out and not yet finished
+  std::string storage_error;             ///< why its storage fails now; empty while it works
 
   bool operator==(const PoolRow&) const = default;
 };

@@ -87,6 +87,7 @@ std::optional<StatusReply> read_status(const ReplyJson& reply) {
     row.abandoned = count(p, "abandoned");
     row.redis = text(p, "redis");
     row.pending = count_if_any(p, "pending");
+    row.storage_error = text(p, "storage_error");
     out.pools.push_back(std::move(row));
   }
   for (const auto& b : *batches) {

@@ -319,6 +319,8 @@ PoolStatus Pool::status() const {
   s.abandoned = abandoned_.load(std::memory_order_relaxed);
   s.on_error = current->config.on_error;
   s.redis = source_->state();
+  s.storage_error = source_->storage_error();
+  s.storage_errors = source_->storage_errors();
   return s;
 }
 

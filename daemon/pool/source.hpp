@@ -4,6 +4,7 @@
 #include "daemon/pool/status.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -52,6 +53,10 @@ class Source {
   virtual void interrupt() = 0;
   /// A word on the backend for `status` (PoolStatus::redis); empty when there is none.
   [[nodiscard]] virtual std::string state() const { return {}; }
+  /// Why the backend's storage fails now (PoolStatus::storage_error); empty while it works.
+  [[nodiscard]] virtual std::string storage_error() const { return {}; }
+  /// Storage calls of the backend that failed, since the pool started.
+  [[nodiscard]] virtual std::uint64_t storage_errors() const { return 0; }
 
   // What the daemon asks of a pool's batches at start and for `status`.
 

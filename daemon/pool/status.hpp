@@ -19,6 +19,10 @@ struct PoolStatus {
   /// What the pool's source says of its backend ("connected" or "unavailable" for a pool shared
   /// through Redis); empty when it has nothing to say.
   std::string redis;
+  /// Why the pool's storage fails now (no job starts, no batch is claimed until it works
+  /// again); empty while it works.
+  std::string storage_error;
+  std::uint64_t storage_errors = 0;  ///< storage calls that failed, since the pool started
 };
 
 /// A batch as `status` shows it.

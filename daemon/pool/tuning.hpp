@@ -24,8 +24,10 @@ inline constexpr auto kAbandonGrace = std::chrono::seconds(1);
 // Batches claimed ahead of the workers at most; more wait in the inbox. Each claimed batch
 // holds a descriptor and some memory: a flood of files must not take them all.
 inline constexpr std::size_t kMaxClaimed = 1024;
-// While results cannot be written, how often writing and claiming are tried again.
+// While storage fails, how often writing and claiming are tried again: kStorageRetry at first,
+// doubling up to kStorageRetryMax, so that an outage's end is seen within a few seconds.
 inline constexpr auto kStorageRetry = std::chrono::seconds(1);
+inline constexpr auto kStorageRetryMax = std::chrono::seconds(4);
 /// How long an idle worker sleeps before it looks at its pool again unwoken: a safety net only,
 /// every change it must see (work, a stop, a retirement) wakes it.
 inline constexpr auto kIdleRecheck = std::chrono::milliseconds(100);

@@ -145,6 +145,7 @@ void ControlHandlers::handle_status(control::Connection& conn) {
     row.queued = s.queued;
     row.on_error = s.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue";
     row.abandoned = s.abandoned;
+    row.storage_error = s.storage_error;
     store_of(p)->describe(s, row);
     reply.pools.push_back(std::move(row));
     for (const auto& b : p->batches()) {

@@ -133,6 +133,15 @@ class Metrics::Collector final : public prometheus::Collectable {
                            "deadline.",
                            MetricType::Counter,
                            {}};
+    MetricFamily storage_failing{"barista_storage_failing",
+                                 "1 while the pool's storage fails (no job starts and no batch "
+                                 "is claimed until it works again), else 0.",
+                                 MetricType::Gauge,
+                                 {}};
+    MetricFamily storage_errors{"barista_storage_errors_total",
+                                "Storage calls of the pool that failed (each is tried again).",
+                                MetricType::Counter,
+                                {}};
     MetricFamily durations{
         "barista_job_duration_seconds",
         "Seconds from a job's first attempt to its result (retries and backoff included), "
@@ -147,6 +156,8 @@ class Metrics::Collector final : public prometheus::Collectable {
       add_gauge(workers, pool, p.status.workers);
       add_gauge(busy, pool, p.status.busy);
       add_counter(abandoned, pool, p.status.abandoned);
+      add_gauge(storage_failing, pool, p.status.storage_error.empty() ? 0 : 1);
+      add_counter(storage_errors, pool, p.status.storage_errors);
       if (p.counters == nullptr) {
         continue;
       }
@@ -160,7 +171,8 @@ class Metrics::Collector final : public prometheus::Collectable {
       add_counter(batches, {{"pool", p.name}, {"state", "cancelled"}}, load(c.batches_cancelled));
     }
     std::vector<MetricFamily> out;
-    for (auto* f : {&jobs, &queued, &workers, &busy, &abandoned, &durations, &batches}) {
+    for (auto* f : {&jobs, &queued, &workers, &busy, &abandoned, &storage_failing, &storage_errors,
+                    &durations, &batches}) {
       // Without pools there are no samples, and a family without samples says nothing.
       if (!f->metric.empty()) {
         out.push_back(std::move(*f));

@@ -1,6 +1,7 @@
 // A spool pool's batches coming and going: claims from the inbox and from `barista submit`,
 // recovery of what an earlier run left in active/, and what happens while results cannot be
 // written.
+#include "daemon/common/error_text.hpp"
 #include "daemon/pool/tuning.hpp"
 #include "daemon/spool/spool_backend.hpp"
 
@@ -14,6 +15,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using pool::tuning::kMaxClaimed;
+using pool::tuning::kStorageRetry;
+using pool::tuning::kStorageRetryMax;
 
 }  // namespace
 
@@ -83,8 +86,8 @@ std::optional<std::string> SpoolBackend::claim_locked(const std::filesystem::pat
   try {
     info = submitted ? spool_.claim(source, name, cancel_all) : spool_.claim(name, cancel_all);
   } catch (const std::system_error& e) {
-    if (e.code() == std::errc::no_space_on_device) {
-      note_write_failure(e.code().message());
+    if (common::is_storage_fault(e)) {
+      note_storage_failure(e.what());  // the file waits where it was: claimed at a retry
     }
     throw;
   }
@@ -98,8 +101,8 @@ std::optional<std::string> SpoolBackend::claim_locked(const std::filesystem::pat
     b = std::make_shared<batch::Batch>(*info);
   } catch (const std::system_error& e) {
     spool_.unclaim(*info, source);
-    if (e.code() == std::errc::no_space_on_device) {
-      note_write_failure(e.code().message());
+    if (common::is_storage_fault(e)) {
+      note_storage_failure(e.what());
     }
     throw;
   }
@@ -114,8 +117,10 @@ std::string SpoolBackend::accept_submission(const std::filesystem::path& tmp,
                                             std::string_view name) {
   std::lock_guard lock(claim_mutex_);
   if (storage_failing_.load()) {
+    // "busy": the CLI tries again for a while (daemon/cli/submit.cpp).
+    std::lock_guard lock(mutex_);
     throw std::runtime_error(fmt::format(
-        "pool '{}' cannot write results now (is the disk full?): try again later", name_));
+        "pool '{}' is busy: its storage is failing ({}); try again later", name_, storage_error_));
   }
   // Straight from the temp file to active/ID/: the claim's two folder syncs make the new name
   // durable, so the batch skips the inbox (and the inbox's sync) on its way.
@@ -178,22 +183,39 @@ void SpoolBackend::claimer_loop() {
   }
 }
 
-void SpoolBackend::note_write_failure(const std::string& why) {
-  last_failure_ns_.store(Clock::now().time_since_epoch().count());
-  if (!storage_failing_.exchange(true)) {
-    spdlog::error(
-        "pool '{}': cannot write results ({}): no new job starts and no batch is claimed until "
-        "they can be written",
-        name_, why);
+void SpoolBackend::note_storage_failure(const std::string& why) {
+  storage_errors_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard lock(mutex_);
+  storage_error_ = why;
+  storage_failing_.store(true);
+  if (outage_) {
+    return;  // said already; the retry round goes on
   }
+  outage_ = true;
+  outage_since_ = Clock::now();
+  retry_delay_ = kStorageRetry;
+  next_retry_ = outage_since_ + retry_delay_;
+  spdlog::error(
+      "pool '{}': storage failing ({}): no new job starts and no batch is claimed; trying again "
+      "every {}-{} s",
+      name_, why, std::chrono::duration_cast<std::chrono::seconds>(kStorageRetry).count(),
+      std::chrono::duration_cast<std::chrono::seconds>(kStorageRetryMax).count());
 }
 
-void SpoolBackend::note_write_success() {
-  if (!storage_failing_.exchange(false)) {
-    return;
+std::string SpoolBackend::storage_error() const {
+  std::lock_guard lock(mutex_);
+  return outage_ ? storage_error_ : std::string();
+}
+
+void SpoolBackend::retry_storage() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!outage_ || Clock::now() < next_retry_) {
+      return;
+    }
   }
-  spdlog::info("pool '{}': results can be written again: resuming", name_);
-  pool_->wake_all();  // workers read again
+  // The gate opens for this round; any failure in it closes it again.
+  storage_failing_.store(false);
   std::vector<std::shared_ptr<batch::Batch>> retry;
   {
     std::lock_guard lock(mutex_);
@@ -202,7 +224,29 @@ void SpoolBackend::note_write_success() {
   for (const auto& b : retry) {
     finish_batch(b);
   }
-  claim_from_inbox();  // batches that arrived meanwhile stayed there
+  if (!storage_failing_.load()) {
+    try {
+      recover();  // a claim left half done (its undoing failed too) is taken up here
+    } catch (const std::system_error& e) {
+      note_storage_failure(e.what());
+    } catch (const std::exception& e) {
+      spdlog::error("pool '{}': looking for half-claimed batches: {}", name_, e.what());
+    }
+  }
+  if (!storage_failing_.load()) {
+    claim_from_inbox();  // batches that arrived meanwhile stayed there
+  }
+  std::lock_guard lock(mutex_);
+  const auto now = Clock::now();
+  if (storage_failing_.load()) {
+    retry_delay_ = std::min<Clock::duration>(retry_delay_ * 2, kStorageRetryMax);
+    next_retry_ = now + retry_delay_;
+    return;
+  }
+  outage_ = false;
+  spdlog::info("pool '{}': storage works again after {:.1f} s: resuming", name_,
+               std::chrono::duration<double>(now - outage_since_).count());
+  pool_->wake_all();  // workers read again
 }
 
 void SpoolBackend::claim_from_inbox(std::size_t limit) {
@@ -224,6 +268,10 @@ void SpoolBackend::claim_from_inbox(std::size_t limit) {
     }
     try {
       claim(name);
+    } catch (const std::system_error& e) {
+      if (!common::is_storage_fault(e)) {
+        spdlog::error("pool '{}': cannot claim inbox/{}: {}", name_, name, e.what());
+      }  // else said once for the outage, and claimed at a retry
     } catch (const std::exception& e) {
       spdlog::error("pool '{}': cannot claim inbox/{}: {}", name_, name, e.what());
     }

@@ -10,9 +10,7 @@
 namespace barista::spool {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using pool::tuning::kMaxClaimed;
-using pool::tuning::kStorageRetry;
 
 }  // namespace
 
@@ -84,11 +82,9 @@ void SpoolBackend::tick() {
     }
   }
   if (!failure.empty()) {
-    note_write_failure(failure);
-  } else if (storage_failing_.load() &&
-             Clock::now().time_since_epoch().count() - last_failure_ns_.load() >
-                 std::chrono::nanoseconds(kStorageRetry).count()) {
-    note_write_success();
+    note_storage_failure("cannot write results: " + failure);
+  } else {
+    retry_storage();  // while an outage lasts, at its pace
   }
 }
 
@@ -114,7 +110,7 @@ void SpoolBackend::finish_batch(const std::shared_ptr<batch::Batch>& b) {
   } catch (const std::exception& e) {
     // Its summary is not written: the housekeeping tries again once results can be written.
     spdlog::error("batch '{}' (pool '{}'): cannot finish: {}", b->id(), name_, e.what());
-    note_write_failure(e.what());  // retried with the rest once writing works again
+    note_storage_failure(e.what());  // retried with the rest at the next retry round
     std::lock_guard lock(mutex_);
     unfinished_.push_back(b);
     return;

@@ -64,6 +64,12 @@ class SpoolBackend final : public pool::Source, public pool::Sink {
   /// Throws std::system_error or std::runtime_error.
   std::string accept_submission(const std::filesystem::path& tmp, std::string_view name);
 
+  // pool::Source: the storage's health, for status and the metrics
+  [[nodiscard]] std::string storage_error() const override;
+  [[nodiscard]] std::uint64_t storage_errors() const override {
+    return storage_errors_.load(std::memory_order_relaxed);
+  }
+
   /// Ends a batch whose last result was recorded: summary, folder moved on (results.cpp).
   void finish_batch(const std::shared_ptr<batch::Batch>& batch);
 
@@ -92,8 +98,12 @@ class SpoolBackend final : public pool::Source, public pool::Sink {
   /// Claims up to `limit` files waiting in the inbox.
   void claim_from_inbox(std::size_t limit = SIZE_MAX);
   void claimer_loop();
-  void note_write_failure(const std::string& why);
-  void note_write_success();
+  /// A storage call failed with a fault that passes (common::is_storage_fault): no job starts
+  /// and no batch is claimed until a retry round succeeds. Logged once per outage.
+  void note_storage_failure(const std::string& why);
+  /// The monitor's retry round while storage fails, every kStorageRetry doubling to
+  /// kStorageRetryMax: batches that could not finish, half-done claims, the inbox.
+  void retry_storage();
 
   // intake (intake.cpp): the reader's, one worker at a time (Source::next_chunk)
   void open_waiting_batches();
@@ -127,8 +137,14 @@ class SpoolBackend final : public pool::Source, public pool::Sink {
   bool stopping_ = false;
 
   std::atomic<bool> readable_{false};             // batches wait to be read (raised by add_batch)
-  std::atomic<bool> storage_failing_{false};      // results cannot be written (a full disk)
-  std::atomic<std::int64_t> last_failure_ns_{0};  // steady clock
+  std::atomic<bool> storage_failing_{false};      // the gate: no job starts, no batch is claimed
+  std::atomic<std::uint64_t> storage_errors_{0};  // storage calls that failed, ever
+  // The outage, if one is on (the monitor's, and note_storage_failure's under mutex_).
+  bool outage_ = false;
+  std::string storage_error_;  // the last failure's reason
+  std::chrono::steady_clock::time_point outage_since_;
+  std::chrono::steady_clock::time_point next_retry_;
+  std::chrono::steady_clock::duration retry_delay_{};
   std::mutex claim_mutex_;  // one claim at a time: ids are picked by looking at the spool
   std::thread claimer_;     // claims what waited in the inbox once claimed batches have ended
 };

@@ -210,7 +210,8 @@ TEST_CASE("a full disk pauses the pool, loses nothing, and it resumes when space
   REQUIRE(d.wait_until([&] { return count_lines(results) >= 500; }, seconds(20)));
 
   const auto filler = fill_up(d.spool());
-  REQUIRE(d.wait_log("pool 'echo': cannot write results (No space left on device)", seconds(10)));
+  REQUIRE(d.wait_log("pool 'echo': storage failing (cannot write results: No space left on device)",
+                     seconds(10)));
   // Paused: the results file holds whole, valid lines only, and stops growing.
   std::this_thread::sleep_for(milliseconds(300));
   const auto paused = read_results(results);  // throws on a torn or invalid line
@@ -225,7 +226,7 @@ TEST_CASE("a full disk pauses the pool, loses nothing, and it resumes when space
   CHECK(fs::exists(d.inbox("echo") / "later.txt"));
 
   fs::remove(filler2);
-  REQUIRE(d.wait_log("pool 'echo': results can be written again: resuming", seconds(10)));
+  REQUIRE(d.wait_log("pool 'echo': storage works again after", seconds(10)));
   const auto end = d.wait_batch("echo", "jobs", seconds(60));
   CHECK(end.folder == "done");
   CHECK(end.summary.ok == kJobs);

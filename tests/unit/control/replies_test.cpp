@@ -19,15 +19,25 @@ ReplyJson parsed(const std::string& line) {
 
 TEST_CASE("a status reply reads back as written", "[control][replies]") {
   StatusReply s;
-  s.pools.push_back({"fetch \"eu\"", "http_fetch", 50, 7, 1024, "cancel_all", 2, "", {}});
-  s.pools.push_back({"shared", "echo", 2, 0, 0, "continue", 0, "connected", 0});
+  s.pools.push_back({"fetch \"eu\"",
+                     "http_fetch",
+                     50,
+                     7,
+                     1024,
+                     "cancel_all",
+                     2,
+                     "",
+                     {},
+                     "cannot write results: Input/output error"});
+  s.pools.push_back({"shared", "echo", 2, 0, 0, "continue", 0, "connected", 0, ""});
   s.batches.push_back({"b1", "shared", 3, 9, 1, false});
   s.batches.push_back({"b\xc3\xa9", "fetch \"eu\"", 9, 9, 0, true});
   s.generation = 4;
   const auto line = to_line(s);
   CHECK(line.starts_with(R"({"ok":true,"pools":[{"name":"fetch \"eu\"","plugin":"http_fetch",)"
                          R"("workers":50,"busy":7,"queued":1024,"on_error":"cancel_all",)"
-                         R"("abandoned":2},)"));
+                         R"("abandoned":2,)"
+                         R"("storage_error":"cannot write results: Input/output error"},)"));
   CHECK(line.find(R"("redis":"connected","pending":0})") != std::string::npos);
   CHECK(line.ends_with(R"("generation":4})"
                        "\n"));
