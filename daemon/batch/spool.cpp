@@ -197,11 +197,15 @@ void PoolSpool::unclaim(const Batch::Info& info, const fs::path& source) const {
   }
 }
 
-int open_batch_input(const fs::path& file, std::string& error) {
+int open_batch_input(const fs::path& file, std::string& error, bool* fault) {
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
-    error = common::error_text(errno);
+    const int err = errno;
+    error = common::error_text(err);
+    if (fault != nullptr) {
+      *fault = common::is_storage_fault(err);
+    }
     return -1;
   }
   struct stat st {};

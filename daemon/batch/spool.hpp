@@ -15,8 +15,10 @@
 namespace barista::batch {
 
 /// Opens a batch's input for reading: never follows a symlink, never waits on a FIFO, and
-/// refuses anything but a regular file. The descriptor, or -1 with `error` set.
-int open_batch_input(const std::filesystem::path& file, std::string& error);
+/// refuses anything but a regular file. The descriptor, or -1 with `error` set and `fault`
+/// (when given) true if the storage failed (common::is_storage_fault), rather than the file
+/// being gone or not a regular file.
+int open_batch_input(const std::filesystem::path& file, std::string& error, bool* fault = nullptr);
 
 /// SPOOL/POOL and its four folders.
 class PoolSpool {

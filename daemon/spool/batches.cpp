@@ -64,7 +64,43 @@ void SpoolBackend::add_batch(std::shared_ptr<batch::Batch> batch,
 
 std::optional<std::string> SpoolBackend::claim(std::string_view name) {
   std::lock_guard lock(claim_mutex_);
-  return claim_locked(spool_.inbox() / std::string(name), name);
+  try {
+    auto id = claim_locked(spool_.inbox() / std::string(name), name);
+    if (id) {
+      std::lock_guard state(mutex_);
+      failed_claims_.erase(std::string(name));
+    }
+    return id;
+  } catch (const std::exception& e) {
+    claim_failed(name, e);
+    return std::nullopt;
+  }
+}
+
+void SpoolBackend::claim_failed(std::string_view name, const std::exception& e) {
+  const auto* error = dynamic_cast<const std::system_error*>(&e);
+  const bool fault = error != nullptr && common::is_storage_fault(*error);
+  std::lock_guard lock(mutex_);
+  // The file waits in the inbox; it is looked at again, whatever the cause (an outage's retry
+  // rounds claim it, or the monitor's next look).
+  claims_failed_ = true;
+  next_claim_retry_ = Clock::now() + kStorageRetryMax;
+  if (!fault && failed_claims_.emplace(name).second) {
+    spdlog::error("pool '{}': cannot claim inbox/{}: {}; tried again every {} s", name_, name,
+                  e.what(),
+                  std::chrono::duration_cast<std::chrono::seconds>(kStorageRetryMax).count());
+  }  // a storage fault is said once for its outage (note_storage_failure)
+}
+
+void SpoolBackend::retry_claims() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!claims_failed_ || outage_ || Clock::now() < next_claim_retry_) {
+      return;
+    }
+    claims_failed_ = false;
+  }
+  claim_from_inbox();
 }
 
 std::optional<std::string> SpoolBackend::claim_locked(const std::filesystem::path& source,
@@ -266,15 +302,7 @@ void SpoolBackend::claim_from_inbox(std::size_t limit) {
       inbox_backlog_ = true;  // the rest at the next look
       return;
     }
-    try {
-      claim(name);
-    } catch (const std::system_error& e) {
-      if (!common::is_storage_fault(e)) {
-        spdlog::error("pool '{}': cannot claim inbox/{}: {}", name_, name, e.what());
-      }  // else said once for the outage, and claimed at a retry
-    } catch (const std::exception& e) {
-      spdlog::error("pool '{}': cannot claim inbox/{}: {}", name_, name, e.what());
-    }
+    claim(name);  // a failure is the claim's to report, and tried again later
     std::lock_guard lock(mutex_);
     if (inbox_backlog_ || storage_failing_.load()) {
       return;  // full again: the next look goes on

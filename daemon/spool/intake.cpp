@@ -26,26 +26,45 @@ void SpoolBackend::open_waiting_batches() {
     max_job_bytes_ = settings->config.max_job_bytes;
     max_crashes_ = settings->config.max_crashes;
   }
-  std::lock_guard lock(mutex_);
-  while (open_.size() < kMaxOpenBatches && !waiting_.empty()) {
-    auto w = std::move(waiting_.front());
-    waiting_.pop_front();
-    auto b = w.batch;
-    OpenBatch ob{b, nullptr, nullptr, std::move(w.recorded), std::move(w.crashes)};
-    std::string why;
-    const int fd = batch::open_batch_input(b->input_path(), why);
-    if (fd < 0) {
-      spdlog::error("batch '{}' (pool '{}'): cannot open its input {}: {}", b->id(), name_,
-                    b->input_path().string(), why);
-    } else {
-      ob.reader =
-          std::make_unique<batch::LineReader>(fd, max_job_bytes_, simdjson::SIMDJSON_PADDING);
-      ob.parser = std::make_unique<batch::JobParser>(b->info().format, max_job_bytes_);
+  // Inputs that cannot be opened (their own files in active/ID/, regular files when they were
+  // claimed: the storage fails) wait, and are opened again once it works.
+  std::vector<Waiting> unopened;
+  std::string why_unopened;
+  {
+    std::lock_guard lock(mutex_);
+    while (open_.size() < kMaxOpenBatches && !waiting_.empty()) {
+      auto w = std::move(waiting_.front());
+      waiting_.pop_front();
+      std::string why;
+      bool fault = false;
+      const int fd = batch::open_batch_input(w.batch->input_path(), why, &fault);
+      if (fd < 0 && fault) {
+        why_unopened = fmt::format("cannot open the input of batch '{}': {}", w.batch->id(), why);
+        unopened.push_back(std::move(w));
+        continue;
+      }
+      auto b = w.batch;
+      OpenBatch ob{b, nullptr, nullptr, std::move(w.recorded), std::move(w.crashes)};
+      if (fd < 0) {
+        // Gone, or not a regular file any more: the batch ends with the jobs it has.
+        spdlog::error("batch '{}' (pool '{}'): cannot open its input {}: {}", b->id(), name_,
+                      b->input_path().string(), why);
+      } else {
+        ob.reader =
+            std::make_unique<batch::LineReader>(fd, max_job_bytes_, simdjson::SIMDJSON_PADDING);
+        ob.parser = std::make_unique<batch::JobParser>(b->info().format, max_job_bytes_);
+      }
+      open_.push_back(std::move(ob));
     }
-    open_.push_back(std::move(ob));
+    for (auto it = unopened.rbegin(); it != unopened.rend(); ++it) {
+      waiting_.push_front(std::move(*it));
+    }
+    if (open_.empty() && waiting_.empty()) {
+      readable_.store(false, std::memory_order_release);  // add_batch() raises it again
+    }
   }
-  if (open_.empty() && waiting_.empty()) {
-    readable_.store(false, std::memory_order_release);  // add_batch() raises it again
+  if (!unopened.empty()) {
+    note_storage_failure(why_unopened);
   }
 }
 

@@ -85,6 +85,7 @@ void SpoolBackend::tick() {
     note_storage_failure("cannot write results: " + failure);
   } else {
     retry_storage();  // while an outage lasts, at its pace
+    retry_claims();
   }
 }
 

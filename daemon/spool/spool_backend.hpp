@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -98,6 +99,11 @@ class SpoolBackend final : public pool::Source, public pool::Sink {
   /// Claims up to `limit` files waiting in the inbox.
   void claim_from_inbox(std::size_t limit = SIZE_MAX);
   void claimer_loop();
+  /// A claim of inbox/NAME failed: logged (once per file, or once per outage), and the inbox
+  /// looked at again later (retry_claims).
+  void claim_failed(std::string_view name, const std::exception& e);
+  /// The monitor's: claims again what failed to be claimed, kStorageRetryMax after.
+  void retry_claims();
   /// A storage call failed with a fault that passes (common::is_storage_fault): no job starts
   /// and no batch is claimed until a retry round succeeds. Logged once per outage.
   void note_storage_failure(const std::string& why);
@@ -141,6 +147,9 @@ class SpoolBackend final : public pool::Source, public pool::Sink {
   std::atomic<std::uint64_t> storage_errors_{0};  // storage calls that failed, ever
   // The outage, if one is on (the monitor's, and note_storage_failure's under mutex_).
   bool outage_ = false;
+  bool claims_failed_ = false;                        // some inbox file could not be claimed
+  std::set<std::string, std::less<>> failed_claims_;  // and which, for their one log line
+  std::chrono::steady_clock::time_point next_claim_retry_;
   std::string storage_error_;  // the last failure's reason
   std::chrono::steady_clock::time_point outage_since_;
   std::chrono::steady_clock::time_point next_retry_;
