@@ -123,7 +123,8 @@ std::optional<std::string> SpoolBackend::claim_locked(const std::filesystem::pat
     info = submitted ? spool_.claim(source, name, cancel_all) : spool_.claim(name, cancel_all);
   } catch (const std::system_error& e) {
     if (common::is_storage_fault(e)) {
-      note_storage_failure(e.what());  // the file waits where it was: claimed at a retry
+      // The file waits where it was, claimed at a retry; the claimed batches run on.
+      note_storage_failure(e.what(), /*stop_jobs=*/false);
     }
     throw;
   }
@@ -138,7 +139,7 @@ std::optional<std::string> SpoolBackend::claim_locked(const std::filesystem::pat
   } catch (const std::system_error& e) {
     spool_.unclaim(*info, source);
     if (common::is_storage_fault(e)) {
-      note_storage_failure(e.what());
+      note_storage_failure(e.what(), /*stop_jobs=*/false);
     }
     throw;
   }
@@ -219,11 +220,13 @@ void SpoolBackend::claimer_loop() {
   }
 }
 
-void SpoolBackend::note_storage_failure(const std::string& why) {
+void SpoolBackend::note_storage_failure(const std::string& why, bool stop_jobs) {
   storage_errors_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock(mutex_);
   storage_error_ = why;
-  storage_failing_.store(true);
+  if (stop_jobs) {
+    storage_failing_.store(true);
+  }
   if (outage_) {
     return;  // said already; the retry round goes on
   }
@@ -232,9 +235,9 @@ void SpoolBackend::note_storage_failure(const std::string& why) {
   retry_delay_ = kStorageRetry;
   next_retry_ = outage_since_ + retry_delay_;
   spdlog::error(
-      "pool '{}': storage failing ({}): no new job starts and no batch is claimed; trying again "
-      "every {}-{} s",
-      name_, why, std::chrono::duration_cast<std::chrono::seconds>(kStorageRetry).count(),
+      "pool '{}': storage failing ({}): {}; trying again every {}-{} s", name_, why,
+      stop_jobs ? "no new job starts and no batch is claimed" : "batches wait in the inbox",
+      std::chrono::duration_cast<std::chrono::seconds>(kStorageRetry).count(),
       std::chrono::duration_cast<std::chrono::seconds>(kStorageRetryMax).count());
 }
 
@@ -250,7 +253,10 @@ void SpoolBackend::retry_storage() {
       return;
     }
   }
-  // The gate opens for this round; any failure in it closes it again.
+  // The gate opens for this round; any failure in it ends the round's hope (and a failure of
+  // results or inputs closes the gate again).
+  const auto errors_before = storage_errors_.load();
+  const auto failed = [&] { return storage_errors_.load() != errors_before; };
   storage_failing_.store(false);
   std::vector<std::shared_ptr<batch::Batch>> retry;
   {
@@ -260,21 +266,21 @@ void SpoolBackend::retry_storage() {
   for (const auto& b : retry) {
     finish_batch(b);
   }
-  if (!storage_failing_.load()) {
+  if (!failed()) {
     try {
       recover();  // a claim left half done (its undoing failed too) is taken up here
     } catch (const std::system_error& e) {
-      note_storage_failure(e.what());
+      note_storage_failure(e.what(), /*stop_jobs=*/false);
     } catch (const std::exception& e) {
       spdlog::error("pool '{}': looking for half-claimed batches: {}", name_, e.what());
     }
   }
-  if (!storage_failing_.load()) {
+  if (!failed()) {
     claim_from_inbox();  // batches that arrived meanwhile stayed there
   }
   std::lock_guard lock(mutex_);
   const auto now = Clock::now();
-  if (storage_failing_.load()) {
+  if (failed()) {
     retry_delay_ = std::min<Clock::duration>(retry_delay_ * 2, kStorageRetryMax);
     next_retry_ = now + retry_delay_;
     return;

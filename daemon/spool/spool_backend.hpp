@@ -104,9 +104,11 @@ class SpoolBackend final : public pool::Source, public pool::Sink {
   void claim_failed(std::string_view name, const std::exception& e);
   /// The monitor's: claims again what failed to be claimed, kStorageRetryMax after.
   void retry_claims();
-  /// A storage call failed with a fault that passes (common::is_storage_fault): no job starts
-  /// and no batch is claimed until a retry round succeeds. Logged once per outage.
-  void note_storage_failure(const std::string& why);
+  /// A storage call failed with a fault that passes (common::is_storage_fault): the outage is
+  /// logged once, and retry rounds run until one succeeds. `stop_jobs` (results or an input
+  /// cannot be written or read): no job starts and no batch is claimed meanwhile; otherwise
+  /// (a claim failed) the batches already claimed run on.
+  void note_storage_failure(const std::string& why, bool stop_jobs = true);
   /// The monitor's retry round while storage fails, every kStorageRetry doubling to
   /// kStorageRetryMax: batches that could not finish, half-done claims, the inbox.
   void retry_storage();

@@ -117,9 +117,11 @@ void Daemon::spawn() {
     throw HarnessError("cannot create " + log_file_.string() + ": " + std::strerror(errno));
   }
   try {
-    pid_ = detail::spawn({BARISTAD_BIN, "--config", config_file().string()},
-                         {"BARISTA_FX_WRONG_ABI_MARKER=" + (root() / "wrong_abi_ran").string()}, fd,
-                         fd, cwd().string());
+    auto argv = launcher_;
+    argv.insert(argv.end(), {BARISTAD_BIN, "--config", config_file().string()});
+    pid_ =
+        detail::spawn(argv, {"BARISTA_FX_WRONG_ABI_MARKER=" + (root() / "wrong_abi_ran").string()},
+                      fd, fd, cwd().string());
   } catch (...) {
     ::close(fd);
     throw;

@@ -151,6 +151,10 @@ class Daemon {
   /// Replaces the config file with `edit(generated text)`, for the next start.
   void edit_config(const std::function<std::string(std::string)>& edit);
 
+  /// A command that runs baristad for the next starts (its argv, BARISTAD_BIN and the daemon's
+  /// arguments appended), such as `fiu-run -x`; it must exec it, keeping the pid.
+  void set_launcher(std::vector<std::string> argv) { launcher_ = std::move(argv); }
+
   /// Starts baristad and waits until it is ready: every pool's inbox exists and the log says
   /// "baristad ready". Throws HarnessError (with the log) after `timeout` or if it exits.
   void start(milliseconds timeout = milliseconds(10'000));
@@ -223,6 +227,7 @@ class Daemon {
   std::string pools_;
   std::string extra_;
   std::vector<std::string> pool_names_;
+  std::vector<std::string> launcher_;
   pid_t pid_ = -1;
   int runs_ = 0;
   std::filesystem::path log_file_;
