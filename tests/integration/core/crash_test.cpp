@@ -212,6 +212,14 @@ TEST_CASE("a full disk pauses the pool, loses nothing, and it resumes when space
   const auto filler = fill_up(d.spool());
   REQUIRE(d.wait_log("pool 'echo': storage failing (cannot write results: No space left on device)",
                      seconds(10)));
+  // status says so while it lasts: a STORAGE column, and "storage_error" in its JSON.
+  const auto table = run_barista({"--socket", d.socket().string(), "status"});
+  CHECK(table.exit_code == 0);
+  CHECK_THAT(table.out, Catch::Contains("STORAGE"));
+  CHECK_THAT(table.out, Catch::Contains("failing: cannot write results: No space left on device"));
+  const auto json = run_barista({"--socket", d.socket().string(), "status", "--json"});
+  CHECK_THAT(json.out,
+             Catch::Contains(R"("storage_error":"cannot write results: No space left on device")"));
   // Paused: the results file holds whole, valid lines only, and stops growing.
   std::this_thread::sleep_for(milliseconds(300));
   const auto paused = read_results(results);  // throws on a torn or invalid line
@@ -227,6 +235,8 @@ TEST_CASE("a full disk pauses the pool, loses nothing, and it resumes when space
 
   fs::remove(filler2);
   REQUIRE(d.wait_log("pool 'echo': storage works again after", seconds(10)));
+  CHECK_THAT(run_barista({"--socket", d.socket().string(), "status"}).out,
+             !Catch::Contains("STORAGE"));
   const auto end = d.wait_batch("echo", "jobs", seconds(60));
   CHECK(end.folder == "done");
   CHECK(end.summary.ok == kJobs);

@@ -148,6 +148,8 @@ TEST_CASE("metrics: a scrape shows each pool's jobs, workers, queue, durations a
   status.busy = 3;
   status.queued = 17;
   status.abandoned = 2;
+  status.storage_error = "cannot write results: Input/output error";
+  status.storage_errors = 7;
   auto& c = pools.add("scrape", status);
   c.jobs[0] = 5;  // ok
   c.jobs[1] = 2;  // failed
@@ -187,6 +189,14 @@ TEST_CASE("metrics: a scrape shows each pool's jobs, workers, queue, durations a
           "# TYPE barista_queue_depth gauge", R"(barista_queue_depth{pool="scrape"} 17)",
           "# TYPE barista_workers_abandoned_total counter",
           R"(barista_workers_abandoned_total{pool="scrape"} 2)"}) {
+      CHECK_THAT(r.lines, VectorContains(std::string(line)));
+    }
+  }
+  SECTION("a storage outage: failing, and the failed calls") {
+    for (const auto* line :
+         {"# TYPE barista_storage_failing gauge", R"(barista_storage_failing{pool="scrape"} 1)",
+          "# TYPE barista_storage_errors_total counter",
+          R"(barista_storage_errors_total{pool="scrape"} 7)"}) {
       CHECK_THAT(r.lines, VectorContains(std::string(line)));
     }
   }
