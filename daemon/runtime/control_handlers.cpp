@@ -39,6 +39,11 @@ bool valid_batch_id(std::string_view id) {
   return !id.empty() && id.find('/') == std::string_view::npos && id != "." && id != "..";
 }
 
+// A storage fault that passes makes a refusal "busy": the CLI sends the batch again for a while.
+std::string busy_prefix(int error) {
+  return common::is_storage_fault(error) ? "baristad is busy: " : "";
+}
+
 bool valid_batch_name(std::string_view name) {
   return !name.empty() && name.size() <= 200 && name.front() != '.' &&
          name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
@@ -85,12 +90,14 @@ void ControlHandlers::handle_submit(const control::Request& request, control::Co
   const auto tmp = folders.submission_temp();
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
+    const int err = errno;
     conn.write(
-        error_reply(kRefused, fmt::format("cannot store the batch in {}: {}",
-                                          folders.inbox().string(), common::error_text(errno))));
+        error_reply(kRefused, fmt::format("{}cannot store the batch in {}: {}", busy_prefix(err),
+                                          folders.inbox().string(), common::error_text(err))));
     return;
   }
   std::string write_error;
+  int write_errno = 0;
   std::uint64_t bytes = 0;
   std::uint64_t flushing = 0;  // bytes whose write-back has been started
   const bool received = conn.read_body([&](std::string_view data) {
@@ -100,6 +107,7 @@ void ControlHandlers::handle_submit(const control::Request& request, control::Co
         if (errno == EINTR) {
           continue;
         }
+        write_errno = errno;
         write_error = common::error_text(errno);
         return false;
       }
@@ -117,14 +125,16 @@ void ControlHandlers::handle_submit(const control::Request& request, control::Co
   });
   const bool synced = write_error.empty() && ::fsync(fd) == 0;
   if (write_error.empty() && !synced) {
+    write_errno = errno;
     write_error = common::error_text(errno);
   }
   ::close(fd);
   if (!received || !write_error.empty()) {
     ::unlink(tmp.c_str());
-    conn.write(error_reply(kRefused, write_error.empty()
-                                         ? conn.body_error()
-                                         : "cannot store the batch: " + write_error));
+    conn.write(error_reply(
+        kRefused, write_error.empty()
+                      ? conn.body_error()
+                      : busy_prefix(write_errno) + "cannot store the batch: " + write_error));
     spdlog::warn("pool '{}': submitted batch '{}' not stored: {}", p->name(), request.name,
                  write_error.empty() ? conn.body_error() : write_error);
     return;

@@ -5,6 +5,8 @@
 #include "daemon/pool/tuning.hpp"
 #include "daemon/spool/spool_backend.hpp"
 
+#include <iterator>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -56,9 +58,8 @@ void SpoolBackend::open_waiting_batches() {
       }
       open_.push_back(std::move(ob));
     }
-    for (auto it = unopened.rbegin(); it != unopened.rend(); ++it) {
-      waiting_.push_front(std::move(*it));
-    }
+    waiting_.insert(waiting_.begin(), std::make_move_iterator(unopened.begin()),
+                    std::make_move_iterator(unopened.end()));
     if (open_.empty() && waiting_.empty()) {
       readable_.store(false, std::memory_order_release);  // add_batch() raises it again
     }
