@@ -5,6 +5,8 @@
 #include "daemon/pool/tuning.hpp"
 #include "daemon/spool/spool_backend.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -241,6 +243,29 @@ void SpoolBackend::note_storage_failure(const std::string& why, bool stop_jobs) 
       std::chrono::duration_cast<std::chrono::seconds>(kStorageRetryMax).count());
 }
 
+void SpoolBackend::probe_waiting_inputs() {
+  // The inputs that could not be opened wait at the front of waiting_: each is opened (and
+  // closed) here, so that the outage does not end while one of them still cannot be read.
+  std::vector<std::shared_ptr<batch::Batch>> waiting;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& w : waiting_) {
+      waiting.push_back(w.batch);
+    }
+  }
+  for (const auto& b : waiting) {
+    std::string why;
+    bool fault = false;
+    const int fd = batch::open_batch_input(b->input_path(), why, &fault);
+    if (fd >= 0) {
+      ::close(fd);
+    } else if (fault) {
+      note_storage_failure(fmt::format("cannot open the input of batch '{}': {}", b->id(), why));
+      return;
+    }
+  }
+}
+
 std::string SpoolBackend::storage_error() const {
   std::lock_guard lock(mutex_);
   return outage_ ? storage_error_ : std::string();
@@ -277,6 +302,9 @@ void SpoolBackend::retry_storage() {
   }
   if (!failed()) {
     claim_from_inbox();  // batches that arrived meanwhile stayed there
+  }
+  if (!failed()) {
+    probe_waiting_inputs();
   }
   std::lock_guard lock(mutex_);
   const auto now = Clock::now();

@@ -112,6 +112,9 @@ class SpoolBackend final : public pool::Source, public pool::Sink {
   /// The monitor's retry round while storage fails, every kStorageRetry doubling to
   /// kStorageRetryMax: batches that could not finish, half-done claims, the inbox.
   void retry_storage();
+  /// Part of a retry round: opens (and closes) the inputs of the batches waiting to be read;
+  /// one that fails with a storage fault fails the round.
+  void probe_waiting_inputs();
 
   // intake (intake.cpp): the reader's, one worker at a time (Source::next_chunk)
   void open_waiting_batches();
