@@ -75,7 +75,6 @@ Batch::Batch(Info info, ResumedState resumed)
     ::close(fd_);
     throw std::system_error(err, std::generic_category(), "fsync " + file.string());
   }
-  synced_ = written_;
   unsynced_from_ = written_;
 }
 
@@ -170,9 +169,8 @@ bool Batch::flush(bool sync) {
       error = rewrite_unsynced();
       written = written_;
     }
-    if (error == 0 && synced_ < written) {
+    if (error == 0 && unsynced_from_ < written) {
       if ((info_.sync_file ? info_.sync_file(fd_) : ::fdatasync(fd_)) == 0) {
-        synced_ = written;
         forget_synced(written);
       } else {
         error = errno;

@@ -110,9 +110,9 @@ class Batch : public BatchCore {
   bool wait_finished(std::chrono::steady_clock::duration timeout) const;
 
  private:
-  /// Writes unsynced_ again where it was (io_mutex_ held); 0 or the errno.
+  /// Writes unsynced_ again where it was (sync_mutex_ and io_mutex_ held); 0 or the errno.
   int rewrite_unsynced();
-  /// Lets go of what an fsync made durable, up to file offset `synced`.
+  /// Lets go of what an fsync made durable, up to file offset `synced` (sync_mutex_ held).
   void forget_synced(std::uint64_t synced);
 
   Info info_;
@@ -130,17 +130,18 @@ class Batch : public BatchCore {
   Counts counts_;
   std::optional<FirstError> first_error_;
 
-  std::mutex io_mutex_;  // serialises writes to fd_; guards spare_, written_, unsynced_, rewrite_
+  std::mutex io_mutex_;  // serialises writes to fd_; guards spare_, written_, unsynced_
   std::string spare_;
   std::uint64_t written_ = 0;  // bytes of whole lines in the file
   // What this process wrote since the last good fsync, as written, from file offset
   // unsynced_from_ on: written again after a failed fsync (rewrite_).
   std::vector<std::string> unsynced_;
+  // Bytes of the file known to be on disk. Changed with both mutexes held (forget_synced), so
+  // read under either.
   std::uint64_t unsynced_from_ = 0;
-  bool rewrite_ = false;
 
-  std::mutex sync_mutex_;     // serialises fsyncs of fd_; guards synced_
-  std::uint64_t synced_ = 0;  // bytes of the file known to be on disk
+  std::mutex sync_mutex_;  // serialises fsyncs of fd_; guards rewrite_
+  bool rewrite_ = false;   // the last fsync failed: the next one writes unsynced_ again first
 };
 
 }  // namespace barista::batch

@@ -38,10 +38,9 @@ inline bool is_storage_fault(int error) {
 }
 
 inline bool is_storage_fault(const std::system_error& e) {
-  return e.code().category() == std::generic_category() ||
-                 e.code().category() == std::system_category()
-             ? is_storage_fault(e.code().value())
-             : false;
+  const auto& category = e.code().category();
+  return (category == std::generic_category() || category == std::system_category()) &&
+         is_storage_fault(e.code().value());
 }
 
 }  // namespace barista::common

@@ -157,7 +157,7 @@ std::string SpoolBackend::accept_submission(const std::filesystem::path& tmp,
   std::lock_guard lock(claim_mutex_);
   if (storage_failing_.load()) {
     // "busy": the CLI tries again for a while (daemon/cli/submit.cpp).
-    std::lock_guard lock(mutex_);
+    std::lock_guard state(mutex_);
     throw std::runtime_error(fmt::format(
         "pool '{}' is busy: its storage is failing ({}); try again later", name_, storage_error_));
   }
