@@ -62,46 +62,8 @@ class ControlClient {
 /// an object printed again keeps the daemon's key order.
 using Json = control::ReplyJson;
 
-/// The member `key` of `obj` when `obj` is an object that has it, else nullptr.
-inline const Json* member(const Json& obj, std::string_view key) {
-  const auto it = obj.find(key);
-  return it == obj.end() ? nullptr : &*it;
-}
-
-/// The value of `key` in the object `obj` when it is there with type T (bool, std::int64_t,
-/// std::uint64_t or std::string_view, which points into `obj`), else `fallback`.
-template <typename T>
-T value_or(const Json& obj, std::string_view key, T fallback) {
-  const Json* value = member(obj, key);
-  if (value == nullptr) {
-    return fallback;
-  }
-  if constexpr (std::is_same_v<T, bool>) {
-    if (value->is_boolean()) {
-      return value->get<bool>();
-    }
-  } else if constexpr (std::is_same_v<T, std::string_view>) {
-    if (value->is_string()) {
-      return value->get_ref<const std::string&>();
-    }
-  } else if constexpr (std::is_same_v<T, std::uint64_t>) {
-    // nlohmann-json keeps every integer >= 0 as unsigned: negative and fractional numbers fail.
-    if (value->is_number_unsigned()) {
-      return value->get<std::uint64_t>();
-    }
-  } else {
-    static_assert(std::is_same_v<T, std::int64_t>, "value_or: bool, int64, uint64 or string_view");
-    if (value->is_number_unsigned()) {
-      const auto u = value->get<std::uint64_t>();
-      if (u <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-        return static_cast<std::int64_t>(u);
-      }
-    } else if (value->is_number_integer()) {
-      return value->get<std::int64_t>();
-    }
-  }
-  return fallback;
-}
+using control::member;
+using control::value_or;
 
 /// A reply line parsed; throws CliError (exit 3) when it is not a JSON object.
 Json parse_reply(const std::string& line);

@@ -8,35 +8,12 @@
 namespace barista::control {
 namespace {
 
-const ReplyJson* member(const ReplyJson& obj, std::string_view key) {
-  if (!obj.is_object()) {
-    return nullptr;
-  }
-  const auto it = obj.find(key);
-  return it == obj.end() ? nullptr : &*it;
-}
-
 std::string text(const ReplyJson& obj, std::string_view key) {
-  const auto* v = member(obj, key);
-  return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
-}
-
-// nlohmann-json keeps every integer >= 0 as unsigned: negative and fractional numbers fail.
-std::optional<std::uint64_t> count_if_any(const ReplyJson& obj, std::string_view key) {
-  const auto* v = member(obj, key);
-  if (v != nullptr && v->is_number_unsigned()) {
-    return v->get<std::uint64_t>();
-  }
-  return std::nullopt;
+  return std::string(value_or<std::string_view>(obj, key, ""));
 }
 
 std::uint64_t count(const ReplyJson& obj, std::string_view key) {
-  return count_if_any(obj, key).value_or(0);
-}
-
-bool flag(const ReplyJson& obj, std::string_view key, bool fallback) {
-  const auto* v = member(obj, key);
-  return v != nullptr && v->is_boolean() ? v->get<bool>() : fallback;
+  return value_or<std::uint64_t>(obj, key, 0);
 }
 
 std::vector<std::string> strings(const ReplyJson& obj, std::string_view key) {
@@ -60,7 +37,7 @@ BatchProgress progress_of(const ReplyJson& obj) {
   b.done = count(obj, "done");
   b.total = count(obj, "total");
   b.failed = count(obj, "failed");
-  b.read_all = flag(obj, "read_all", false);
+  b.read_all = value_or(obj, "read_all", false);
   return b;
 }
 
@@ -86,14 +63,17 @@ std::optional<StatusReply> read_status(const ReplyJson& reply) {
     row.on_error = text(p, "on_error");
     row.abandoned = count(p, "abandoned");
     row.redis = text(p, "redis");
-    row.pending = count_if_any(p, "pending");
+    if (const auto* pending = member(p, "pending");
+        pending != nullptr && pending->is_number_unsigned()) {
+      row.pending = pending->get<std::uint64_t>();
+    }
     row.storage_error = text(p, "storage_error");
     out.pools.push_back(std::move(row));
   }
   for (const auto& b : *batches) {
     if (b.is_object()) {
       auto row = progress_of(b);
-      row.read_all = flag(b, "read_all", true);  // a daemon that does not say: total as it is
+      row.read_all = value_or(b, "read_all", true);  // a daemon that does not say: total as it is
       out.batches.push_back(std::move(row));
     }
   }
@@ -111,7 +91,7 @@ std::optional<SubmitReply> read_submit(const ReplyJson& reply) {
 
 ReloadReply read_reload(const ReplyJson& reply) {
   ReloadReply out;
-  out.ok = flag(reply, "ok", false);
+  out.ok = value_or(reply, "ok", false);
   out.generation = count(reply, "generation");
   const auto* code = member(reply, "code");
   if (code != nullptr && code->is_number_unsigned() &&
