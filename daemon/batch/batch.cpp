@@ -212,9 +212,21 @@ std::string Batch::write_error() const {
   return write_error_;
 }
 
-bool Batch::wait_finished(std::chrono::steady_clock::duration timeout) const {
-  std::unique_lock lock(end_mutex_);
-  return end_.wait_for(lock, timeout, [this] { return finished(); });
+std::uint64_t Batch::when_finished(std::function<void()> wake) {
+  {
+    std::lock_guard lock(end_mutex_);
+    if (!finished()) {
+      wakes_.emplace_back(++next_wake_, std::move(wake));
+      return next_wake_;
+    }
+  }
+  wake();
+  return 0;
+}
+
+void Batch::forget_finished(std::uint64_t id) {
+  std::lock_guard lock(end_mutex_);
+  std::erase_if(wakes_, [id](const auto& w) { return w.first == id; });
 }
 
 Counts Batch::counts() const {
@@ -267,11 +279,15 @@ void Batch::finish() {
     throw std::system_error(errno, std::generic_category(),
                             fmt::format("rename {} to {}", dir().string(), target.string()));
   }
+  std::vector<std::pair<std::uint64_t, std::function<void()>>> wakes;
   {
     std::lock_guard lock(end_mutex_);
     finished_.store(true, std::memory_order_release);
+    wakes.swap(wakes_);
   }
-  end_.notify_all();
+  for (auto& [id, wake] : wakes) {
+    wake();
+  }
   if (info_.counters) {
     (was_cancelled ? info_.counters->batches_cancelled : info_.counters->batches_done)
         .fetch_add(1, std::memory_order_relaxed);

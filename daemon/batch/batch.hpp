@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -17,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace barista::batch {
@@ -105,9 +105,12 @@ class Batch : public BatchCore {
   void mark_read_all() noexcept { read_all_.store(true, std::memory_order_release); }
   [[nodiscard]] bool read_all() const noexcept { return read_all_.load(std::memory_order_acquire); }
   [[nodiscard]] bool finished() const noexcept { return finished_.load(std::memory_order_acquire); }
-  /// Waits until finish() has ended the batch (its folder moved on), or `timeout` has passed.
-  /// Returns finished().
-  bool wait_finished(std::chrono::steady_clock::duration timeout) const;
+  /// Calls `wake` once, on the thread that ends the batch, when finish() has ended it (its
+  /// folder moved on); at once when it has already. `wake` must be quick and must not call back
+  /// into the batch. Returns a number for forget_finished().
+  std::uint64_t when_finished(std::function<void()> wake);
+  /// Drops a when_finished() call that is no longer wanted (a client that went away).
+  void forget_finished(std::uint64_t id);
 
  private:
   /// Writes unsynced_ again where it was (sync_mutex_ and io_mutex_ held); 0 or the errno.
@@ -118,8 +121,9 @@ class Batch : public BatchCore {
   Info info_;
   int fd_ = -1;
   std::atomic<bool> finished_{false};
-  mutable std::mutex end_mutex_;  // with end_, wakes wait_finished() when finished_ is set
-  mutable std::condition_variable end_;
+  std::mutex end_mutex_;  // guards wakes_, and finished_'s change against when_finished()
+  std::vector<std::pair<std::uint64_t, std::function<void()>>> wakes_;
+  std::uint64_t next_wake_ = 0;
   std::atomic<std::uint64_t> pending_{1};
   std::atomic<std::uint64_t> jobs_read_{0};
   std::atomic<bool> read_all_{false};

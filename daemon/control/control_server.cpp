@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -27,7 +28,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr auto kRequestTimeout = std::chrono::seconds(30);
 constexpr int kBodyTimeoutSeconds = 30;
-constexpr std::size_t kMaxHandlers = 256;
 
 std::string errno_text() { return common::error_text(errno); }
 
@@ -79,7 +79,11 @@ Connection::Connection(int fd, ucred peer, std::string pending)
   ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-Connection::~Connection() { ::close(fd_); }
+Connection::~Connection() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+  }
+}
 
 bool Connection::write(std::string_view data) {
   while (!data.empty()) {
@@ -154,6 +158,10 @@ ControlServer::ControlServer(std::filesystem::path path, Handler handler)
   }
   ::chmod(path_.c_str(), 0660);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  tasks_.set_capacity(static_cast<std::ptrdiff_t>(kMaxQueued));
+  for (std::size_t i = 0; i < kRequestThreads; ++i) {
+    request_threads_.emplace_back([this] { serve(); });
+  }
   thread_ = std::thread([this] { loop(); });
   spdlog::info("control socket listening on {}", path_.string());
 }
@@ -169,6 +177,13 @@ void ControlServer::stop() {
   if (thread_.joinable()) {
     thread_.join();
   }
+  // Requests still queued are not begun.
+  Task queued;
+  while (tasks_.try_pop(queued)) {
+    const auto reply = error_reply(3, "baristad is stopping");
+    (void)!::send(queued.fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+    ::close(queued.fd);
+  }
   std::unique_lock lock(mutex_);
   for (int fd : busy_fds_) {
     ::shutdown(fd, SHUT_RDWR);  // a handler blocked on its client returns
@@ -179,6 +194,13 @@ void ControlServer::stop() {
     idle_cv_.wait(lock, [&] { return busy_fds_.empty(); });
   }
   lock.unlock();
+  for (std::size_t i = 0; i < request_threads_.size(); ++i) {
+    tasks_.push(Task{});
+  }
+  for (auto& t : request_threads_) {
+    t.join();
+  }
+  waits_.stop(error_reply(3, "baristad is stopping"));
   ::close(listen_fd_);
   ::close(wake_fd_);
   ::unlink(path_.c_str());
@@ -286,35 +308,49 @@ void ControlServer::dispatch(int fd, ucred peer, const std::string& line, std::s
     ::close(fd);
     return;
   }
-  std::unique_lock lock(mutex_);
-  if (busy_fds_.size() >= kMaxHandlers) {
-    lock.unlock();
-    const auto reply = error_reply(3, "baristad is busy: too many requests at once");
-    (void)!::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
-    ::close(fd);
-    return;
-  }
-  busy_fds_.insert(fd);
-  lock.unlock();
   spdlog::info("control: uid {} pid {}: {}{}{}", peer.uid, peer.pid, request->cmd,
                request->pool.empty() ? "" : " " + request->pool,
                request->batch.empty() ? "" : " " + request->batch);
-  std::thread([this, fd, peer, req = std::move(*request), rest = std::move(rest)]() mutable {
-    {
-      Connection conn(fd, peer, std::move(rest));
-      try {
-        handler_(req, conn);
-      } catch (const std::exception& e) {
-        spdlog::error("control: {} failed: {}", req.cmd, e.what());
-        conn.write(error_reply(3, e.what()));
-      }
-      std::lock_guard guard(mutex_);
-      busy_fds_.erase(fd);  // before the descriptor is closed and its number reused
-      // Under the lock: once it is released, stop() may return and the server be destroyed,
-      // so nothing of it is touched after this.
-      idle_cv_.notify_all();
+  if (!tasks_.try_push(Task{fd, peer, std::move(*request), std::move(rest)})) {
+    const auto reply = error_reply(3, "baristad is busy: too many requests at once");
+    (void)!::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+    ::close(fd);
+  }
+}
+
+void ControlServer::serve() {
+  for (;;) {
+    Task task;
+    tasks_.pop(task);
+    if (task.fd < 0) {
+      return;
     }
-  }).detach();
+    run(std::move(task));
+  }
+}
+
+void ControlServer::run(Task task) {
+  const int fd = task.fd;
+  {
+    std::lock_guard guard(mutex_);
+    busy_fds_.insert(fd);
+  }
+  Connection conn(fd, task.peer, std::move(task.rest));
+  try {
+    handler_(task.request, conn);
+  } catch (const std::exception& e) {
+    spdlog::error("control: {} failed: {}", task.request.cmd, e.what());
+    conn.write(error_reply(3, e.what()));
+    conn.watch_.reset();
+  }
+  {
+    std::lock_guard guard(mutex_);
+    busy_fds_.erase(fd);  // before the descriptor is closed and its number reused
+    idle_cv_.notify_all();
+  }
+  if (conn.watch_) {
+    waits_.add(std::exchange(conn.fd_, -1), std::move(conn.watch_));
+  }
 }
 
 }  // namespace barista::control

@@ -30,10 +30,9 @@ class FoundBatch {
   virtual void cancel(const std::string& ref, control::Connection& conn) = 0;
   /// `barista results [--summary]`: its results so far (or its summary), and answers.
   virtual void results(bool summary, control::Connection& conn) = 0;
-  /// `barista submit --wait`: its progress until it ends, then its summary. `stopping`: true
-  /// once the daemon stops (the wait is then refused).
-  virtual void wait(const std::string& ref, const std::function<bool()>& stopping,
-                    control::Connection& conn) = 0;
+  /// `barista submit --wait`: its progress until it ends, then its summary, sent from the
+  /// control server's wait loop (the daemon's stop ends the wait with a refusal there).
+  virtual std::unique_ptr<control::Watch> wait(const std::string& ref) = 0;
 };
 
 /// A store that cannot be asked now (Redis unreachable): what() says why, naming the pool.

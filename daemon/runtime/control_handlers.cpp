@@ -227,8 +227,7 @@ void ControlHandlers::handle_results(const control::Request& request, control::C
 
 void ControlHandlers::handle_wait(const control::Request& request, control::Connection& conn) {
   if (auto found = locate(request.batch, conn)) {
-    found->wait(
-        request.batch, [this] { return daemon_.stopping(); }, conn);
+    conn.keep_waiting(found->wait(request.batch));
   }
 }
 

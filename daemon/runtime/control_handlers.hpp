@@ -47,7 +47,8 @@ class Daemon {
   ~Daemon() = default;
 };
 
-/// Answers each request on the connection it came on (one thread per request: thread-safe).
+/// Answers each request on the connection it came on (on several request threads at once:
+/// thread-safe).
 class ControlHandlers {
  public:
   explicit ControlHandlers(Daemon& daemon) : daemon_(daemon) {}

@@ -1,7 +1,7 @@
 // The control requests' view of a pool shared through Redis (docs/cli.md#redis-pools): a batch
 // is looked for in the pool's Redis server, and its record read (or cancelled) there. Each
-// request talks to Redis on a connection of its own: a handler runs on a thread of its own, and
-// a StreamStore is not thread-safe.
+// request talks to Redis on a connection of its own: handlers run on several threads, and a
+// StreamStore is not thread-safe. A waiting client's connection is its watch's (wait_loop.hpp).
 #include "daemon/control/replies.hpp"
 #include "daemon/runtime/batch_store.hpp"
 #include "daemon/runtime/redis_control.hpp"
@@ -24,7 +24,6 @@ using namespace redis_control;
 
 // `status` probes every Redis pool: a silent server must not hold the answer up for long.
 constexpr auto kStatusTimeout = std::chrono::milliseconds(500);
-constexpr auto kProgressInterval = std::chrono::milliseconds(200);
 constexpr long long kLinesPerPage = 1000;
 
 // A batch of a Redis pool, as read on the connection that found it.
@@ -98,47 +97,84 @@ std::string progress_line(const redis::BatchRecord& r) {
                                  r.total.has_value()});
 }
 
-void wait_in_redis(RedisBatch& b, const std::string& ref, const std::function<bool()>& stopping,
-                   control::Connection& conn) {
-  bool away = false;  // Redis could not be read: logged once, until it answers again
-  for (;;) {
-    if (b.record.ended()) {
-      auto summary = redis::summary_json(b.record);
-      summary.pop_back();  // its '\n'
-      conn.write(control::summary_line(summary));
-      return;
-    }
-    if (!conn.write(progress_line(b.record)) || conn.client_gone()) {
-      return;  // the client stopped waiting
-    }
-    if (stopping()) {
-      conn.write(error_reply(kRefused, "baristad is stopping"));
-      return;
-    }
-    std::this_thread::sleep_for(kProgressInterval);
-    try {
-      if (!b.store) {
-        b.store = b.pool.connect();
-      }
-      auto now = b.store->batch(b.record.id);
-      if (!now) {
-        conn.write(error_reply(kUnknown, fmt::format("batch '{}' is no longer in Redis", ref)));
-        return;
-      }
-      b.record = std::move(*now);
-      away = false;
-    } catch (const redis::RedisError& e) {
-      // The batch goes on once Redis is back (nothing accepted is lost): keep waiting, showing
-      // the last counts known.
-      if (!away) {
-        spdlog::warn("waiting for batch '{}': {}", b.record.id,
-                     redis_problem(b.pool.name, b.pool.redis(), e));
-      }
-      away = true;
-      b.store.reset();
+// While a Redis server does not answer, the clients waiting on its batches do not each wait out
+// the timeout at every tick (they share one wait loop): one of them tries again after kAwayFor.
+constexpr auto kAwayFor = std::chrono::seconds(1);
+
+class AwayServers {
+ public:
+  [[nodiscard]] bool away(const std::string& pool) {
+    std::lock_guard lock(mutex_);
+    auto it = until_.find(pool);
+    return it != until_.end() && std::chrono::steady_clock::now() < it->second;
+  }
+  void mark(const std::string& pool, bool away) {
+    std::lock_guard lock(mutex_);
+    if (away) {
+      until_[pool] = std::chrono::steady_clock::now() + kAwayFor;
+    } else {
+      until_.erase(pool);
     }
   }
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::chrono::steady_clock::time_point> until_;
+};
+
+AwayServers& away_servers() {
+  static AwayServers servers;
+  return servers;
 }
+
+// `barista wait` on a Redis batch: its record read again at each tick until it has ended.
+class RedisWatch final : public control::Watch {
+ public:
+  RedisWatch(RedisBatch b, std::string ref) : b_(std::move(b)), ref_(std::move(ref)) {}
+
+  Step step() override {
+    if (!first_ && !away_servers().away(b_.pool.name)) {
+      try {
+        if (!b_.store) {
+          b_.store = b_.pool.connect();
+        }
+        auto now = b_.store->batch(b_.record.id);
+        if (!now) {
+          return {error_reply(kUnknown, fmt::format("batch '{}' is no longer in Redis", ref_)),
+                  true};
+        }
+        b_.record = std::move(*now);
+        if (away_) {
+          away_servers().mark(b_.pool.name, false);
+        }
+        away_ = false;
+      } catch (const redis::RedisError& e) {
+        // The batch goes on once Redis is back (nothing accepted is lost): keep waiting, showing
+        // the last counts known.
+        if (!away_) {
+          spdlog::warn("waiting for batch '{}': {}", b_.record.id,
+                       redis_problem(b_.pool.name, b_.pool.redis(), e));
+        }
+        away_ = true;
+        away_servers().mark(b_.pool.name, true);
+        b_.store.reset();
+      }
+    }
+    first_ = false;
+    if (b_.record.ended()) {
+      auto summary = redis::summary_json(b_.record);
+      summary.pop_back();  // its '\n'
+      return {control::summary_line(summary), true};
+    }
+    return {progress_line(b_.record), false};
+  }
+
+ private:
+  RedisBatch b_;
+  std::string ref_;
+  bool first_ = true;  // the record as found: sent without asking Redis again
+  bool away_ = false;  // Redis could not be read: logged once, until it answers again
+};
 
 class RedisFound final : public FoundBatch {
  public:
@@ -150,9 +186,8 @@ class RedisFound final : public FoundBatch {
   void results(bool summary, control::Connection& conn) override {
     guarded(conn, [&] { results_from_redis(b_, summary, conn); });
   }
-  void wait(const std::string& ref, const std::function<bool()>& stopping,
-            control::Connection& conn) override {
-    guarded(conn, [&] { wait_in_redis(b_, ref, stopping, conn); });
+  std::unique_ptr<control::Watch> wait(const std::string& ref) override {
+    return std::make_unique<RedisWatch>(std::move(b_), ref);
   }
 
  private:

@@ -24,9 +24,6 @@ namespace fs = std::filesystem;
 
 constexpr int kUnknown = control::kExitFailed;
 constexpr int kRefused = control::kExitRefused;
-constexpr auto kProgressInterval = std::chrono::milliseconds(200);
-// How often a waiting client's handler looks whether the daemon is stopping.
-constexpr auto kStopCheck = std::chrono::milliseconds(50);
 
 using common::json_quoted;
 
@@ -101,54 +98,70 @@ class SpoolBatch final : public FoundBatch {
     ::close(fd);
   }
 
-  void wait(const std::string& ref, const std::function<bool()>& stopping,
-            control::Connection& conn) override {
-    for (;;) {
-      if (!place_.active) {
-        const auto summary = trimmed(common::read_file(place_.dir / "summary.json"));
-        conn.write(control::summary_line(summary));
-        return;
-      }
-      if (place_.active->finished()) {
-        // Ended since it was found: found again in done/ or failed/.
-        const auto* spool = spool_of(*pool_);
-        auto now = spool != nullptr ? place_of(*spool, id_) : std::nullopt;
-        if (!now) {
-          conn.write(error_reply(kUnknown, fmt::format("unknown batch '{}'", ref)));
-          return;
-        }
-        place_ = std::move(*now);
-        continue;
-      }
-      const auto& b = *place_.active;
-      const auto c = b.counts();
-      const auto line = control::progress_line(
-          {{}, {}, c.total(), b.jobs_read(), c.failed + c.timeout + c.invalid, b.read_all()});
-      if (!conn.write(line) || conn.client_gone()) {
-        return;  // the client stopped waiting: nothing else to do
-      }
-      if (stopping()) {
-        conn.write(error_reply(kRefused, "baristad is stopping"));
-        return;
-      }
-      // Progress every 200 ms, but the end at once: the batch wakes this wait as it ends, so a
-      // one-job batch is answered as soon as its summary is written, not at a progress interval.
-      const auto next_progress = std::chrono::steady_clock::now() + kProgressInterval;
-      for (auto now = std::chrono::steady_clock::now(); now < next_progress && !stopping();
-           now = std::chrono::steady_clock::now()) {
-        if (b.wait_finished(
-                std::min<std::chrono::steady_clock::duration>(next_progress - now, kStopCheck))) {
-          break;
-        }
-      }
-    }
-  }
+  std::unique_ptr<control::Watch> wait(const std::string& ref) override;
 
  private:
   std::shared_ptr<pool::Pool> pool_;  // kept while the request runs
   std::string id_;
   Place place_;
 };
+
+// `barista wait` on a spool batch: its progress at each tick, and its summary as soon as it ends
+// (the batch wakes the watch).
+class SpoolWatch final : public control::Watch {
+ public:
+  SpoolWatch(std::shared_ptr<pool::Pool> pool, std::string id, std::string ref, Place place)
+      : pool_(std::move(pool)),
+        id_(std::move(id)),
+        ref_(std::move(ref)),
+        place_(std::move(place)),
+        watched_(place_.active) {}
+  SpoolWatch(const SpoolWatch&) = delete;
+  SpoolWatch& operator=(const SpoolWatch&) = delete;
+  ~SpoolWatch() override {
+    if (watched_ && wake_id_ != 0) {
+      watched_->forget_finished(wake_id_);
+    }
+  }
+
+  void start(const control::Wake& wake) override {
+    if (watched_) {
+      wake_id_ = watched_->when_finished(wake);
+    }
+  }
+
+  Step step() override {
+    if (place_.active && place_.active->finished()) {
+      // Ended since it was found: found again in done/ or failed/.
+      const auto* spool = spool_of(*pool_);
+      auto now = spool != nullptr ? place_of(*spool, id_) : std::nullopt;
+      if (!now) {
+        return {error_reply(kUnknown, fmt::format("unknown batch '{}'", ref_)), true};
+      }
+      place_ = std::move(*now);
+    }
+    if (!place_.active) {
+      return {control::summary_line(trimmed(common::read_file(place_.dir / "summary.json"))), true};
+    }
+    const auto& b = *place_.active;
+    const auto c = b.counts();
+    return {control::progress_line(
+                {{}, {}, c.total(), b.jobs_read(), c.failed + c.timeout + c.invalid, b.read_all()}),
+            false};
+  }
+
+ private:
+  std::shared_ptr<pool::Pool> pool_;  // kept while the client waits
+  std::string id_;
+  std::string ref_;
+  Place place_;
+  std::shared_ptr<batch::Batch> watched_;  // the running batch whose end wakes this watch
+  std::uint64_t wake_id_ = 0;
+};
+
+std::unique_ptr<control::Watch> SpoolBatch::wait(const std::string& ref) {
+  return std::make_unique<SpoolWatch>(pool_, id_, ref, std::move(place_));
+}
 
 class SpoolStore final : public BatchStore {
  public:

@@ -9,8 +9,10 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <regex>
 #include <string>
@@ -246,8 +248,21 @@ TEST_CASE("submit --wait exits 4 when the daemon that accepted the batch stays a
   CHECK(d.wait_batch("slow", "orphan").summary.ok == 5);
 }
 
-// More clients at once than the daemon has request threads (256): those it must refuse as busy
-// are tried again by the CLI, so that every one is accepted and answered with its summary.
+// The threads of process `pid` now (0 once it has gone).
+int threads_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("Threads:")) {
+      return std::stoi(line.substr(8));
+    }
+  }
+  return 0;
+}
+
+// Far more clients at once than the daemon has request threads (16): each is accepted and
+// answered with its summary, and waiting costs none of them a thread (the daemon's threads stay
+// as many as before the burst).
 TEST_CASE("a burst of a thousand submit --wait clients: every one accepted and answered",
           "[integration][cli]") {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -261,6 +276,15 @@ TEST_CASE("a burst of a thousand submit --wait clients: every one accepted and a
   d.start();
   TempDir tmp;
   const auto jobs = jobs_file(tmp, "burst.txt", "one\n");
+  const int threads_before = threads_of(d.pid());
+  std::atomic<int> threads_peak{0};
+  std::atomic<bool> burst_over{false};
+  std::thread sampler([&] {
+    while (!burst_over.load()) {
+      threads_peak.store(std::max(threads_peak.load(), threads_of(d.pid())));
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+  });
   std::vector<std::unique_ptr<CliProcess>> clients;
   clients.reserve(kClients);
   for (int i = 0; i < kClients; ++i) {
@@ -280,7 +304,12 @@ TEST_CASE("a burst of a thousand submit --wait clients: every one accepted and a
     }
     retried += r.err.find("trying again") != std::string::npos ? 1 : 0;
   }
+  burst_over.store(true);
+  sampler.join();
   CHECK(ok == kClients);
+  INFO("threads before the burst " << threads_before << ", at most " << threads_peak.load());
+  CHECK(threads_before > 0);
+  CHECK(threads_peak.load() == threads_before);
   WARN(retried << " of " << kClients << " waits were refused as busy at first and tried again");
 }
 

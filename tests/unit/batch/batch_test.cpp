@@ -94,6 +94,31 @@ TEST_CASE("finish writes summary.json and moves the folder to done/", "[batch][l
   CHECK(double(doc["seconds"]) >= 0.0);
 }
 
+TEST_CASE("a batch wakes who asked once it has ended, and not who forgot", "[batch][ledger]") {
+  TempDir dir;
+  auto info = make_info(dir, false);
+  Batch b(info);
+  int woken = 0;
+  int forgotten = 0;
+  bool summary_there = false;
+  b.when_finished([&] {
+    ++woken;
+    summary_there = std::filesystem::exists(info.pool_dir / "done" / "b1" / "summary.json");
+  });
+  const auto id = b.when_finished([&] { ++forgotten; });
+  b.forget_finished(id);
+  b.record("1", JobStatus::kOk, 1, 1, "a");
+  CHECK(woken == 0);
+  CHECK(b.release_pending());
+  b.finish();
+  CHECK(woken == 1);
+  CHECK(summary_there);  // woken once the folder has moved on
+  CHECK(forgotten == 0);
+  // Asked after the end: at once.
+  b.when_finished([&] { ++woken; });
+  CHECK(woken == 2);
+}
+
 TEST_CASE("under cancel_all the first failure cancels the batch; it ends in failed/",
           "[batch][ledger]") {
   TempDir dir;
