@@ -310,7 +310,9 @@ TEST_CASE("a burst of a thousand submit --wait clients: every one accepted and a
   INFO("threads before the burst " << threads_before << ", at most " << threads_peak.load());
   CHECK(threads_before > 0);
   CHECK(threads_peak.load() == threads_before);
-  WARN(retried << " of " << kClients << " waits were refused as busy at first and tried again");
+  WARN(retried << " of " << kClients << " waits were refused as busy at first and tried again; "
+               << "the daemon's threads: " << threads_before << " before, " << threads_peak.load()
+               << " at most during the burst");
 }
 
 }  // namespace barista::itest::cli
