@@ -99,6 +99,21 @@ ParsedJob JobParser::parse_json(const Line& line) {
     payload_text_ = simdjson::minify(payload);
     job.payload = payload_text_;
   }
+  simdjson::dom::element key;
+  if (obj["key"].get(key) == simdjson::SUCCESS) {
+    // A JSON string is valid UTF-8 already: simdjson refuses the line otherwise.
+    if (!key.is_string()) {
+      job.error = "\"key\" must be a string";
+      return job;
+    }
+    job.key = std::string_view(key);
+    if (job.key.size() > kMaxKeyBytes) {
+      job.error = fmt::format("\"key\" of {} bytes is longer than {} bytes", job.key.size(),
+                              kMaxKeyBytes);
+      job.key = {};
+      return job;
+    }
+  }
   if (job.payload.size() > max_job_bytes_) {
     job.error = fmt::format("payload of {} bytes exceeds max_job_bytes ({})", job.payload.size(),
                             max_job_bytes_);

@@ -17,19 +17,23 @@ enum class InputFormat { kText, kJsonl };
 /// `.jsonl` -> kJsonl, anything else kText.
 InputFormat format_for(std::string_view file_name);
 
+/// The longest key a JSONL line may give its job.
+inline constexpr std::size_t kMaxKeyBytes = 256;
+
 /// A line turned into a job, or into the reason it is `invalid`.
 struct ParsedJob {
   bool skip = false;         ///< a blank line: not a job at all
   bool valid = false;        ///< false: `error` says why the job is invalid
   std::string_view id;       ///< valid until the next parse()
   std::string_view payload;  ///< valid until the next parse()
+  std::string_view key;      ///< the JSONL line's "key"; empty when it gives none
   std::string error;
 };
 
 /// Turns batch lines into jobs as docs/reference.md#input-formats defines: text lines are
 /// payloads with their line number as id; JSONL lines are objects with "id" (string or number;
 /// the line number when absent, unique in the batch) and "payload" (a string as its text, any
-/// other value as compact JSON). Lines over max_job_bytes, malformed JSON and duplicate ids are
+/// other value as compact JSON), and an optional "key" (a string of at most kMaxKeyBytes). Lines over max_job_bytes, malformed JSON and duplicate ids are
 /// invalid (docs/reference.md#invalid-lines).
 class JobParser {
  public:

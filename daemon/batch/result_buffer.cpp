@@ -84,13 +84,17 @@ void Counts::add(const Counts& other) {
 }
 
 void append_result_line(std::string& out, std::string_view id, JobStatus status, int attempts,
-                        double ms, std::string_view text) {
+                        double ms, std::string_view text, int throttled) {
   out += R"({"id":)";
   common::append_json_string(out, id);
   out += R"(,"status":")";
   out += to_string(status);
   out += R"(","attempts":)";
   append_int(out, attempts);
+  if (throttled > 0) {
+    out += R"(,"throttled":)";
+    append_int(out, throttled);
+  }
   out += R"(,"ms":)";
   append_ms(out, ms);
   if (status == JobStatus::kOk) {
@@ -106,8 +110,8 @@ void append_result_line(std::string& out, std::string_view id, JobStatus status,
 }
 
 void ResultBuffer::add(std::string_view id, JobStatus status, int attempts, double ms,
-                       std::string_view text) {
-  append_result_line(lines_, id, status, attempts, ms, text);
+                       std::string_view text, int throttled) {
+  append_result_line(lines_, id, status, attempts, ms, text, throttled);
   counts_.add(status);
   ++tally_.jobs[static_cast<std::size_t>(status)];
   if (attempts > 0) {

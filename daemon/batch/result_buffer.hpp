@@ -38,15 +38,17 @@ struct FirstError {
 };
 
 /// Appends one results.jsonl line (with its '\n'): the one place its shape is written.
+/// `throttled`: how many of the attempts were throttled ("throttled": N when N > 0).
 void append_result_line(std::string& out, std::string_view id, JobStatus status, int attempts,
-                        double ms, std::string_view text);
+                        double ms, std::string_view text, int throttled = 0);
 
 /// Results of one batch recorded by one worker and not yet handed to the batch: a worker hands
 /// a chunk's results over in one step (Batch::commit), so that workers meet on the batch's lock
 /// and on the pool's metric counters once per chunk rather than once per job.
 class ResultBuffer {
  public:
-  void add(std::string_view id, JobStatus status, int attempts, double ms, std::string_view text);
+  void add(std::string_view id, JobStatus status, int attempts, double ms, std::string_view text,
+           int throttled = 0);
   [[nodiscard]] std::uint64_t size() const noexcept { return jobs_; }
   [[nodiscard]] bool empty() const noexcept { return jobs_ == 0; }
   void clear();

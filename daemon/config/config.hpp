@@ -30,6 +30,16 @@ struct Rate {
   bool operator==(const Rate&) const = default;
 };
 
+/// Where a job's key comes from when its JSONL line gives none.
+enum class KeySource { kNone, kUrlHost };
+
+/// A pool's `per_key:` section: limits that hold for every key separately.
+struct PerKey {
+  int max_in_flight = 0;  ///< attempts of one key running at once; 0: no limit
+  std::optional<Rate> rate;
+  bool operator==(const PerKey&) const = default;
+};
+
 /// A pool's `redis:` section (pools shared by several daemons).
 struct RedisConfig {
   std::string url;
@@ -62,6 +72,9 @@ struct PoolConfig {
   std::optional<Rate> rate;
   std::uint64_t max_job_bytes = 1ULL << 20;
   int max_crashes = 2;
+  KeySource key = KeySource::kNone;
+  PerKey per_key;
+  milliseconds max_throttled{3'600'000};  ///< a job's total throttled time before it fails
   PluginConfig plugin_config;  ///< the `config:` map
   std::optional<RedisConfig> redis;
 

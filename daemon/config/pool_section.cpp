@@ -15,9 +15,12 @@ namespace {
 using Kind = YamlNode::Kind;
 using std::chrono::milliseconds;
 
-constexpr std::array<std::string_view, 13> kPoolKeys = {
-    "plugin",  "workers", "queue",  "on_error",      "retries",     "backoff", "max_backoff",
-    "timeout", "rate",    "config", "max_job_bytes", "max_crashes", "redis"};
+constexpr std::array<std::string_view, 16> kPoolKeys = {
+    "plugin",        "workers",     "queue",   "on_error", "retries",       "backoff",
+    "max_backoff",   "timeout",     "rate",    "config",   "max_job_bytes", "max_crashes",
+    "redis",         "key",         "per_key", "max_throttled"};
+constexpr std::array<std::string_view, 2> kPerKeyKeys = {"max_in_flight", "rate"};
+constexpr std::array<std::string_view, 2> kKeyValues = {"none", "url_host"};
 constexpr std::array<std::string_view, 6> kRedisKeys = {"url",      "stream",      "group",
                                                         "consumer", "claim_after", "results_ttl"};
 constexpr std::array<std::string_view, 2> kOnErrorValues = {"continue", "cancel_all"};
@@ -106,6 +109,25 @@ RedisConfig read_redis(Validator& v, const YamlNode& key, const YamlNode& node,
   return redis;
 }
 
+PerKey read_per_key(Validator& v, const YamlNode& node, const std::string& pool) {
+  PerKey per_key;
+  if (node.kind == Kind::kNull || !v.expect_map(node, pool_label(pool) + ": per_key")) {
+    return per_key;
+  }
+  v.for_each_entry(node, pool_label(pool) + ": per_key: ", kPerKeyKeys,
+                   [&](const YamlNode& key_node, const YamlNode& value) {
+                     const auto label =
+                         fmt::format("{}: per_key.{}", pool_label(pool), key_node.text);
+                     if (key_node.text == "max_in_flight") {
+                       per_key.max_in_flight =
+                           static_cast<int>(v.integer(value, label, 1, kMaxWorkers).value_or(0));
+                     } else if (value.kind != Kind::kNull) {
+                       per_key.rate = v.rate(value, label);
+                     }
+                   });
+  return per_key;
+}
+
 // The `config:` tree as the SDK's ConfigValue, keeping every node's location for the plugin's
 // ConfigError. Depth is bounded by the YAML parser, so recursion is safe.
 ConfigValue to_config_value(Validator& v, const YamlNode& node, const std::string& label) {
@@ -174,6 +196,14 @@ void read_setting(Validator& v, PoolConfig& pool, const YamlNode& key_node, cons
     pool.max_job_bytes = v.size(value, label, 1).value_or(pool.max_job_bytes);
   } else if (key == "max_crashes") {
     pool.max_crashes = static_cast<int>(v.integer(value, label, 1, INT_MAX).value_or(2));
+  } else if (key == "key") {
+    if (auto source = v.choice(value, label, kKeyValues)) {
+      pool.key = *source == "url_host" ? KeySource::kUrlHost : KeySource::kNone;
+    }
+  } else if (key == "per_key") {
+    pool.per_key = read_per_key(v, value, pool.name);
+  } else if (key == "max_throttled") {
+    pool.max_throttled = v.duration(value, label, milliseconds(1)).value_or(pool.max_throttled);
   } else if (key == "config") {
     if (v.expect_map(value, label)) {
       auto root = to_config_value(v, value, label);

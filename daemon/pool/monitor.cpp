@@ -22,6 +22,10 @@ void Pool::monitor_loop() {
     last_tick_ns_.store(RealTime::now().time_since_epoch().count(), std::memory_order_relaxed);
     sink_->tick();
     check_stuck_workers();
+    gate_.prune();
+    if (gate_.has_ready()) {
+      idle_.notify();  // a job set aside may start now (a throttle has ended, say)
+    }
     std::lock_guard pool_lock(mutex_);
     if (retire_ > 0) {
       idle_.wake_all();  // a worker that is to leave may have been busy at the first wake-up
@@ -82,7 +86,11 @@ void Pool::replace_abandoned(const std::shared_ptr<Worker>& worker) {
   worker->writer->add(*chunk, worker->index, batch::JobStatus::kTimeout, worker->attempt, ms,
                       fmt::format("deadline of {} ms exceeded; the processor did not return "
                                   "within {} s after it and its worker was abandoned",
-                                  timeout_ms.count(), kAbandonGrace.count()));
+                                  timeout_ms.count(), kAbandonGrace.count()),
+                      0);
+  if (worker->holds_slot) {
+    gate_.done(worker->slot_key);  // its key's slot: the stuck thread never gives it back
+  }
   // One try: the monitor does not wait for a backend that is down (a Redis job then stays
   // pending there and is taken over later).
   hand_over_failure(*worker, *chunk, /*patient=*/false);
@@ -100,7 +108,7 @@ void Pool::replace_abandoned(const std::shared_ptr<Worker>& worker) {
       // Nothing is lost: the rest gets its results here (the pool runs one worker short).
       for (std::size_t i = 0; i < rest->size(); ++i) {
         worker->writer->add(*rest, i, batch::JobStatus::kFailed, 0, 0.0,
-                            fmt::format("no worker could take the job: {}", e.what()));
+                            fmt::format("no worker could take the job: {}", e.what()), 0);
       }
       worker->writer->flush(*rest, /*patient=*/false);
       queued_.fetch_sub(rest->size(), std::memory_order_relaxed);

@@ -5,6 +5,8 @@
 #include "daemon/pool/worker.hpp"
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -29,6 +31,8 @@ Pool::Pool(config::PoolConfig config, std::shared_ptr<const plugin::PluginLibrar
   settings->library = std::move(library);
   settings->config = std::move(config);
   apply_queue_settings(settings->config);
+  gate_.configure(settings->config.per_key,
+                  std::max<std::size_t>(settings->config.queue, kMinLookahead));
   queue_generation_ = settings->generation;
   settings_ = std::move(settings);
   source_->attach(*this);
@@ -146,6 +150,8 @@ void Pool::reconfigure(config::PoolConfig config,
                                                          settings->config.rate->per, clock_);
   }
   settings->generation = generation_.load() + 1;
+  gate_.configure(settings->config.per_key,
+                  std::max<std::size_t>(settings->config.queue, kMinLookahead));
   const bool new_processors =
       settings_->library != settings->library ||
       !config::same_values(old.plugin_config.root(), settings->config.plugin_config.root());
@@ -286,7 +292,18 @@ void Pool::stop(std::chrono::milliseconds timeout) {
     }
   }
   lock.unlock();
+  for (JobChunk* one : gate_.drain()) {
+    recycle_unread(one);  // set aside, never started: they run after the next start
+  }
   sink_->close();
+}
+
+void Pool::set_paused(bool pool, std::set<std::string> keys) {
+  paused_.store(pool, std::memory_order_release);
+  gate_.set_paused_keys(std::move(keys));
+  if (!pool) {
+    idle_.wake_all();  // workers that waited for the pause to end
+  }
 }
 
 int Pool::busy_locked() const {
@@ -321,6 +338,16 @@ PoolStatus Pool::status() const {
   s.redis = source_->state();
   s.storage_error = source_->storage_error();
   s.storage_errors = source_->storage_errors();
+  s.paused = paused();
+  for (const auto& row : gate_.blocked(SIZE_MAX)) {
+    if (row.paused) {
+      s.paused_keys.push_back(row.key);
+    }
+  }
+  std::sort(s.paused_keys.begin(), s.paused_keys.end());
+  s.throttles = throttles_.load(std::memory_order_relaxed);
+  s.keys_blocked = gate_.blocked_count();
+  s.set_aside = gate_.parked();
   return s;
 }
 

@@ -5,6 +5,7 @@
 #include "daemon/plugin/plugin_library.hpp"
 #include "daemon/pool/clock.hpp"
 #include "daemon/pool/job_chunk.hpp"
+#include "daemon/pool/key_gate.hpp"
 #include "daemon/pool/rate_limiter.hpp"
 #include "daemon/pool/sink.hpp"
 #include "daemon/pool/sleepers.hpp"
@@ -19,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -103,6 +105,17 @@ class Pool {
   std::size_t run_suspects() { return source_->run_suspects(); }
   [[nodiscard]] std::vector<BatchStatus> batches() const { return source_->batches(); }
 
+  /// `barista pause` / `resume`: with `pool`, no new attempt of the pool starts; otherwise none
+  /// of the `keys`. Running attempts finish. Replaces what was paused before.
+  void set_paused(bool pool, std::set<std::string> keys);
+  [[nodiscard]] bool paused() const noexcept { return paused_.load(std::memory_order_acquire); }
+  /// The keys holding jobs up now, most blocked first (at most `max`), for `status POOL`.
+  [[nodiscard]] std::vector<KeyRow> blocked_keys(std::size_t max) const {
+    return gate_.blocked(max);
+  }
+  /// How many jobs may be set aside past keys that may not start: max(queue, kMinLookahead).
+  static constexpr std::size_t kMinLookahead = 1000;
+
   // For the pool's source.
 
   /// Queues a chunk of jobs, sleeping while the queue is full (the pool's backpressure). Throws
@@ -156,7 +169,7 @@ class Pool {
   /// Records a job's result through the worker's writer; a failure at once (under cancel_all it
   /// cancels the batch).
   void record_result(Worker& self, JobChunk& chunk, std::size_t index, batch::JobStatus status,
-                     int attempts, double ms, std::string_view text);
+                     int attempts, double ms, std::string_view text, int throttled = 0);
   /// Hands a failure just gathered (with the rest of the chunk's results) to the sink at once,
   /// and applies the error policy: under cancel_all the batch is cancelled.
   void hand_over_failure(Worker& self, const JobChunk& chunk, bool patient);
@@ -166,7 +179,31 @@ class Pool {
     batch::JobStatus status = batch::JobStatus::kFailed;
     std::string text;
     bool retryable = true;
+    std::optional<std::chrono::milliseconds> throttle;  // Outcome::throttle(): wait this long
   };
+  /// A job's key, and whether it holds its key's slot in the gate (to give back when it ends).
+  struct Admission {
+    std::string_view key;
+    bool gated = false;
+  };
+  enum class Admit { kStart, kSetAside, kStop };
+  /// The key of job `index`: its own, else its payload's URL host under `key: url_host`.
+  static std::string_view key_of(const config::PoolConfig& cfg, const JobChunk& chunk,
+                                 std::size_t index, std::string& buffer);
+  /// Asks the gate whether job `index` may start: kStart (its slot taken), kSetAside (it waits
+  /// in the gate, in a chunk of its own, and the worker goes on), kStop (the pool stops, or the
+  /// batch was cancelled, while it waited for its key: the lookahead was full).
+  Admit admit(JobChunk& chunk, std::size_t index, std::string_view key);
+  /// Moves job `index` into a one-job chunk the gate keeps until its key may start, with
+  /// `progress`. False when the gate holds its lookahead already.
+  bool set_aside(JobChunk& chunk, std::size_t index, std::string_view key,
+                 const JobChunk::Progress& progress);
+  /// A throttled attempt (`v.throttle`): the key waits, the job is set aside (or waits here
+  /// when the gate is full). True when the job is done here (set aside, or failed past
+  /// max_throttled); false to run its next attempt now.
+  bool throttled(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
+                 Admission& admission, JobChunk::Progress& progress, const Verdict& v,
+                 Clock::time_point& now);
   enum class Ran { kJudged, kDiscarded, kAbandoned };
   /// `ended`: when the attempt returned.
   static Verdict judge(std::optional<Outcome>& outcome, std::string& thrown,
@@ -182,7 +219,7 @@ class Pool {
   /// when the worker was abandoned. `now`: the clock when the job starts; on return, when it
   /// ended.
   bool run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
-               Clock::time_point& now);
+               Clock::time_point& now, Admission& admission);
   void adopt_settings(Worker& self);
   bool should_retire();
   std::shared_ptr<Worker> spawn_worker_locked(plugin::ProcessorHandle processor, JobChunk* orphan);
@@ -209,6 +246,10 @@ class Pool {
   JobChunk* spare_ = nullptr;  // read once the queue was full: the next reader's own
   std::atomic<bool> has_spare_{false};  // spare_ is set
   std::atomic<bool> reading_{false};    // a worker holds reader_mutex_
+
+  KeyGate gate_{clock_};  // per-key limits, throttles, paused keys; the jobs set aside there
+  std::atomic<bool> paused_{false};  // `barista pause POOL`: no new attempt starts
+  std::atomic<std::uint64_t> throttles_{0};
 
   tbb::concurrent_bounded_queue<JobChunk*> queue_;  // only its non-blocking calls are used
   Sleepers idle_;                                   // workers waiting for a chunk

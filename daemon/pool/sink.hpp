@@ -27,9 +27,10 @@ class ResultWriter {
   }
   /// That attempt has returned.
   virtual void ran() {}
-  /// The one result of job `index` of `chunk`, gathered until flush().
+  /// The one result of job `index` of `chunk`, gathered until flush(). `throttled`: how many of
+  /// its `attempts` were throttles.
   virtual void add(const JobChunk& chunk, std::size_t index, batch::JobStatus status, int attempts,
-                   double ms, std::string_view text) = 0;
+                   double ms, std::string_view text, int throttled) = 0;
   /// Hands the gathered results (all of `chunk`'s batch) over; a batch whose last result this
   /// was ends. `patient`: while the backend cannot take them, keep trying until the pool stops.
   virtual void flush(const JobChunk& chunk, bool patient) = 0;

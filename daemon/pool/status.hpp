@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace barista::pool {
 
@@ -23,6 +24,11 @@ struct PoolStatus {
   /// again); empty while it works.
   std::string storage_error;
   std::uint64_t storage_errors = 0;  ///< storage calls that failed, since the pool started
+  bool paused = false;               ///< `barista pause POOL`
+  std::vector<std::string> paused_keys;
+  std::uint64_t throttles = 0;     ///< throttled attempts, since the pool started
+  std::uint64_t keys_blocked = 0;  ///< keys throttled, paused or at their limit now
+  std::uint64_t set_aside = 0;     ///< jobs waiting for their key (counted in `queued` too)
 };
 
 /// A batch as `status` shows it.

@@ -1,7 +1,9 @@
 // The worker side of a pool: running jobs, with retries, deadlines, rate and cancellation.
 #include "daemon/pool/worker.hpp"
 
+#include "daemon/common/duration_text.hpp"
 #include "daemon/pool/tuning.hpp"
+#include "daemon/pool/url_host.hpp"
 
 #include <algorithm>
 #include <thread>
@@ -78,8 +80,9 @@ bool Pool::take(JobChunk*& chunk) {
       return true;
     }
     // Woken by a chunk queued, or when it may read.
-    if (!idle_.wait_until([&] { return queue_.try_pop(chunk) || someone_may_read(); },
-                          kIdleRecheck) ||
+    if (!idle_.wait_until(
+            [&] { return queue_.try_pop(chunk) || someone_may_read() || gate_.has_ready(); },
+            kIdleRecheck) ||
         chunk == nullptr) {
       return false;
     }
@@ -98,7 +101,14 @@ void Pool::worker_loop(const std::shared_ptr<Worker>& self) {
       if (stopping_.load(std::memory_order_acquire) || should_retire()) {
         break;
       }
-      if (!take(chunk) || chunk == nullptr) {
+      if (paused_.load(std::memory_order_acquire)) {
+        // `barista pause POOL`: nothing new starts (set_paused() wakes us at the resume).
+        idle_.wait_until([&] { return !paused_.load() || stopping_.load(); }, kIdleRecheck);
+        continue;
+      }
+      // Jobs set aside for their key first, once it may start: they are older than the queue's.
+      chunk = gate_.take_ready();
+      if (chunk == nullptr && (!take(chunk) || chunk == nullptr)) {
         continue;  // woken to look at stopping_ and retire_ again
       }
     }
@@ -130,7 +140,36 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
     }
     const std::size_t i = chunk->next++;
     ++ran;
-    if (!run_job(self, *chunk, i, now)) {
+    // The gate is asked only while something limits, throttles or pauses keys, or for a job it
+    // let start already (set aside, then taken back with its slot).
+    std::string key_buffer;
+    Admission admission;
+    if (chunk->admitted) {
+      admission = {chunk->key(i), true};
+    } else if (!gate_.open()) {
+      admission.key = key_of(self->settings->config, *chunk, i, key_buffer);
+      const auto admit_as = admit(*chunk, i, admission.key);
+      if (admit_as == Admit::kSetAside) {
+        continue;
+      }
+      if (admit_as == Admit::kStop) {
+        if (stopping_.load(std::memory_order_acquire)) {
+          break;  // no result: it runs after the next start
+        }
+        record_result(*self, *chunk, i, JobStatus::kCancelled, 0, ms_since(clock_, now, now),
+                      "batch cancelled before the job started");
+        continue;
+      }
+      admission.gated = true;
+    }
+    const bool ran_here = run_job(self, *chunk, i, now, admission);
+    if (ran_here && admission.gated) {
+      gate_.done(admission.key);
+      if (gate_.has_ready()) {
+        idle_.notify();  // a job of that key set aside may start: an idle worker takes it
+      }
+    }
+    if (!ran_here) {
       // Abandoned: the monitor has taken its results, and the monitor and this thread share the
       // chunk; the last one out deletes it.
       if (chunk->shared_owners.fetch_add(1, std::memory_order_acq_rel) == 1) {
@@ -149,9 +188,94 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
   recycle(chunk);
 }
 
+std::string_view Pool::key_of(const config::PoolConfig& cfg, const JobChunk& chunk,
+                              std::size_t index, std::string& buffer) {
+  const auto own = chunk.key(index);
+  if (!own.empty() || cfg.key != config::KeySource::kUrlHost) {
+    return own;
+  }
+  buffer = url_host(chunk.payload(index));
+  return buffer;
+}
+
+Pool::Admit Pool::admit(JobChunk& chunk, std::size_t index, std::string_view key) {
+  Clock::time_point until;
+  if (gate_.try_start(key, until)) {
+    return Admit::kStart;
+  }
+  if (set_aside(chunk, index, key, chunk.progress)) {
+    return Admit::kSetAside;
+  }
+  // The gate holds all it may: this job waits for its key here (the one place a blocked key
+  // holds a worker up, and what bounds the memory of the jobs looked ahead past it).
+  const auto stop = [&] { return stopping_.load() || chunk.batch->cancelled(); };
+  while (!gate_.try_start(key, until, /*behind_waiting=*/false)) {
+    if (stop()) {
+      return Admit::kStop;
+    }
+    gate_.wait_change(until, stop);
+  }
+  return Admit::kStart;
+}
+
+bool Pool::set_aside(JobChunk& chunk, std::size_t index, std::string_view key,
+                     const JobChunk::Progress& progress) {
+  JobChunk* one = take_free_chunk();
+  one->batch = chunk.batch;
+  one->add(chunk.id(index), chunk.payload(index), chunk.line(index), chunk.tag(index), key);
+  one->progress = progress;
+  if (!gate_.park(key, one)) {
+    recycle(one);
+    return false;
+  }
+  queued_.fetch_add(1, std::memory_order_relaxed);  // waiting again, as a queued job does
+  return true;
+}
+
+bool Pool::throttled(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
+                     Admission& admission, JobChunk::Progress& progress, const Verdict& v,
+                     Clock::time_point& now) {
+  const config::PoolConfig& cfg = self->settings->config;
+  throttles_.fetch_add(1, std::memory_order_relaxed);
+  ++progress.throttles;
+  progress.throttled += *v.throttle;
+  if (progress.throttled > cfg.max_throttled) {
+    record_result(*self, chunk, index, JobStatus::kFailed, progress.attempts,
+                  ms_since(clock_, progress.first_start, now),
+                  fmt::format("throttled for longer than max_throttled ({}): {}",
+                              common::duration_text(cfg.max_throttled), v.text),
+                  progress.throttles);
+    return true;
+  }
+  const auto until = clock_.now() + *v.throttle;
+  spdlog::debug("pool '{}': job '{}' throttled for {} ms: {}", name_, chunk.id(index),
+                v.throttle->count(), v.text);
+  gate_.throttle(admission.key, until);
+  self->writer->flush(chunk, /*patient=*/true);  // the chunk's other results do not wait
+  if (admission.gated) {
+    gate_.done(admission.key);
+    admission.gated = false;
+  }
+  if (set_aside(chunk, index, admission.key, progress)) {
+    return true;
+  }
+  // The gate is full: wait here for the throttle to end, then take the key's slot again.
+  const auto stop = [&] { return chunk.batch->cancelled() || discard_.load(); };
+  clock_.sleep_until(until, stop);
+  Clock::time_point again;
+  while (!stop()) {  // on stop, run_job sees the cancellation (or the discard) and ends the job
+    if (gate_.try_start(admission.key, again, /*behind_waiting=*/false)) {
+      admission.gated = true;
+      break;
+    }
+    gate_.wait_change(again, stop);
+  }
+  return false;
+}
+
 void Pool::record_result(Worker& self, JobChunk& chunk, std::size_t index, JobStatus status,
-                         int attempts, double ms, std::string_view text) {
-  self.writer->add(chunk, index, status, attempts, ms, text);
+                         int attempts, double ms, std::string_view text, int throttled) {
+  self.writer->add(chunk, index, status, attempts, ms, text, throttled);
   if (batch::is_failure(status)) {
     hand_over_failure(self, chunk, /*patient=*/true);
   }
@@ -185,6 +309,9 @@ Pool::Verdict Pool::judge(std::optional<Outcome>& outcome, std::string& thrown,
         v.retryable = false;
         break;
       case Outcome::Kind::kFailed:
+        break;
+      case Outcome::Kind::kThrottled:
+        v.throttle = outcome->retry_after();
         break;
     }
     v.text = outcome->take_text();
@@ -232,18 +359,25 @@ Pool::Ran Pool::attempt_once(Worker& self, JobChunk& chunk, std::size_t index, i
 }
 
 bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
-                   Clock::time_point& now) {
+                   Clock::time_point& now, Admission& admission) {
   batch::BatchCore& batch = *chunk.batch;
-  const auto first_start = now;
+  // A job set aside by the gate goes on where it had got to.
+  JobChunk::Progress progress = chunk.set_aside ? chunk.progress : JobChunk::Progress{};
+  if (!progress.started) {
+    progress.first_start = now;
+    progress.started = true;
+  }
+  const auto first_start = progress.first_start;
+  int& attempt = progress.attempts;
   const auto stop_waiting = [&] {
     return batch.cancelled() || discard_.load(std::memory_order_relaxed);
   };
-  int attempt = 0;
   for (;;) {
     if (batch.cancelled()) {
       record_result(*self, chunk, index, JobStatus::kCancelled, attempt,
                     ms_since(clock_, first_start, now),
-                    attempt == 0 ? "batch cancelled before the job started" : "batch cancelled");
+                    attempt == 0 ? "batch cancelled before the job started" : "batch cancelled",
+                    progress.throttles);
       return true;
     }
     if (discard_.load(std::memory_order_relaxed) ||
@@ -260,9 +394,20 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
         })) {
       continue;
     }
+    // A retry holds its key's slot; per_key.rate spaces its start as any other.
+    const bool paced = attempt > 0 && admission.gated && settings.config.per_key.rate;
+    if (paced && !clock_.sleep_until(gate_.pace(admission.key), stop_waiting)) {
+      continue;
+    }
     ++attempt;
     // The first attempt starts as the job does, unless the rate made it wait.
-    const auto attempt_start = attempt == 1 && !settings.rate ? first_start : clock_.now();
+    const auto attempt_start =
+        attempt == 1 && !settings.rate && !chunk.set_aside ? first_start : clock_.now();
+    // Read by the monitor if this attempt gets stuck: it gives the key's slot back.
+    self->holds_slot = admission.gated;
+    if (admission.gated) {
+      self->slot_key.assign(admission.key);
+    }
     Verdict v;
     switch (attempt_once(*self, chunk, index, attempt, first_start, attempt_start, v)) {
       case Ran::kAbandoned:
@@ -274,13 +419,20 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     }
     if (v.status != JobStatus::kOk && batch.cancelled()) {
       record_result(*self, chunk, index, JobStatus::kCancelled, attempt,
-                    ms_since(clock_, first_start, now),
-                    "batch cancelled while the job was running");
+                    ms_since(clock_, first_start, now), "batch cancelled while the job was running",
+                    progress.throttles);
       return true;
     }
+    if (v.throttle) {
+      if (throttled(self, chunk, index, admission, progress, v, now)) {
+        return true;
+      }
+      continue;  // waited here for the throttle to end: the next attempt
+    }
     const config::PoolConfig& cfg = settings.config;
-    if (v.status != JobStatus::kOk && v.retryable && attempt <= cfg.retries) {
-      const auto delay = backoff_for(cfg, attempt);
+    // Throttled attempts spend no retry.
+    if (v.status != JobStatus::kOk && v.retryable && attempt - progress.throttles <= cfg.retries) {
+      const auto delay = backoff_for(cfg, attempt - progress.throttles);
       spdlog::debug("pool '{}': job '{}' of batch '{}' attempt {} {}: {}; retrying in {} ms", name_,
                     chunk.id(index), batch.id(), attempt, batch::to_string(v.status), v.text,
                     delay.count());
@@ -289,7 +441,7 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
       continue;
     }
     record_result(*self, chunk, index, v.status, attempt, ms_since(clock_, first_start, now),
-                  v.text);
+                  v.text, progress.throttles);
     return true;
   }
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <string>
 #include <thread>
 
 namespace barista::pool {
@@ -36,6 +37,8 @@ struct Pool::Worker {
   std::size_t index = 0;
   int attempt = 0;
   std::chrono::steady_clock::time_point first_start;
+  bool holds_slot = false;  // the running job holds its key's slot in the pool's gate
+  std::string slot_key;
   JobChunk* orphan = nullptr;  // the rest of an abandoned worker's chunk, run first
   std::thread thread;
 };

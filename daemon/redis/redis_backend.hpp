@@ -69,6 +69,7 @@ class RedisBackend final : public pool::Source, public pool::Sink {
     int attempts = 0;
     double ms = 0;
     std::string text;
+    int throttled = 0;
   };
 
   void feeder_loop();

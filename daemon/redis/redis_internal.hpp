@@ -30,9 +30,9 @@ inline constexpr std::chrono::seconds kForgetAfter{10};
 inline std::string now_iso() { return common::iso8601_utc(std::chrono::system_clock::now()); }
 
 inline std::string result_line(std::string_view id, batch::JobStatus status, int attempts,
-                               double ms, std::string_view text) {
+                               double ms, std::string_view text, int throttled = 0) {
   std::string line;
-  batch::append_result_line(line, id, status, attempts, ms, text);
+  batch::append_result_line(line, id, status, attempts, ms, text, throttled);
   line.pop_back();  // the '\n': Redis keeps lines, not a file
   return line;
 }

@@ -78,8 +78,8 @@ class RedisBackend::Writer final : public pool::ResultWriter {
   explicit Writer(RedisBackend& backend) : backend_(backend) {}
 
   void add(const pool::JobChunk& /*chunk*/, std::size_t index, batch::JobStatus status,
-           int attempts, double ms, std::string_view text) override {
-    results_.push_back({index, status, attempts, ms, std::string(text)});
+           int attempts, double ms, std::string_view text, int throttled) override {
+    results_.push_back({index, status, attempts, ms, std::string(text), throttled});
   }
   void flush(const pool::JobChunk& chunk, bool patient) override {
     backend_.record(connection_, chunk, results_, patient);
@@ -115,7 +115,7 @@ bool RedisBackend::record(Connection& conn, const pool::JobChunk& chunk,
     entry.batch = chunk.batch->id();
     entry.id = std::string(chunk.id(r.index));
     entry.deliveries = chunk.line(r.index);
-    lines[k] = result_line(entry.id, r.status, r.attempts, r.ms, r.text);
+    lines[k] = result_line(entry.id, r.status, r.attempts, r.ms, r.text, r.throttled);
     calls.push_back({&entry, batch::to_string(r.status),
                      batch::is_failure(r.status) ? std::string_view(r.text) : std::string_view(),
                      lines[k]});

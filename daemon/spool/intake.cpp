@@ -174,7 +174,7 @@ bool SpoolBackend::feed_one(OpenBatch& open, pool::JobChunk& chunk, std::size_t 
                "batch cancelled before the job started");
       continue;
     }
-    chunk.add(parsed.id, parsed.payload, line.number);
+    chunk.add(parsed.id, parsed.payload, line.number, {}, parsed.key);
   }
   count_read();
   if (chunk.size() > 0) {

@@ -41,8 +41,8 @@ class SpoolBackend::Writer final : public pool::ResultWriter {
     }
   }
   void add(const pool::JobChunk& chunk, std::size_t index, batch::JobStatus status, int attempts,
-           double ms, std::string_view text) override {
-    results_.add(chunk.id(index), status, attempts, ms, text);
+           double ms, std::string_view text, int throttled) override {
+    results_.add(chunk.id(index), status, attempts, ms, text, throttled);
   }
   void flush(const pool::JobChunk& chunk,
              bool /*patient: a buffer in memory always takes them*/) override {

@@ -57,9 +57,9 @@ class MemoryWriter final : public pool::ResultWriter {
  public:
   explicit MemoryWriter(MemoryBackend& backend) : backend_(backend) {}
   void add(const pool::JobChunk& chunk, std::size_t index, batch::JobStatus status, int attempts,
-           double ms, std::string_view text) override {
-    gathered_.push_back(
-        {chunk.batch->id(), std::string(chunk.id(index)), status, attempts, ms, std::string(text)});
+           double ms, std::string_view text, int throttled) override {
+    gathered_.push_back({chunk.batch->id(), std::string(chunk.id(index)), status, attempts, ms,
+                         std::string(text), throttled});
   }
   void flush(const pool::JobChunk& /*chunk*/, bool /*patient*/) override {
     if (!gathered_.empty()) {

@@ -38,6 +38,7 @@ struct MemoryResult {
   int attempts = 0;
   double ms = 0;
   std::string text;
+  int throttled = 0;
 };
 
 /// A pull source of batches given as lists of payloads (ids "1", "2", ...), and the sink that

@@ -1,0 +1,278 @@
+#include "daemon/pool/key_gate.hpp"
+
+#include <algorithm>
+
+namespace barista::pool {
+namespace {
+
+constexpr auto kNever = Clock::time_point::max();
+
+}  // namespace
+
+void KeyGate::configure(const config::PerKey& per_key, std::size_t lookahead) {
+  {
+    std::lock_guard lock(mutex_);
+    per_key_ = per_key;
+    rate_interval_ = per_key.rate ? std::chrono::duration_cast<Clock::duration>(per_key.rate->per) /
+                                        static_cast<Clock::duration::rep>(
+                                            std::max<std::uint64_t>(per_key.rate->count, 1))
+                                  : Clock::duration{};
+    lookahead_ = std::max<std::size_t>(lookahead, 1);
+    update_active();
+  }
+  changed();
+}
+
+std::size_t KeyGate::lookahead() const {
+  std::lock_guard lock(mutex_);
+  return lookahead_;
+}
+
+std::optional<Clock::time_point> KeyGate::blocked_until(const std::string& name, const Key& k,
+                                                        Clock::time_point now) const {
+  if (now < pool_throttled_until_) {
+    return pool_throttled_until_;
+  }
+  if (!name.empty() && paused_.contains(name)) {
+    return kNever;
+  }
+  if (now < k.throttled_until) {
+    return k.throttled_until;
+  }
+  if (name.empty()) {
+    return std::nullopt;  // a job without a key is limited pool-wide only
+  }
+  if (per_key_.max_in_flight > 0 && k.in_flight >= per_key_.max_in_flight) {
+    return kNever;
+  }
+  if (per_key_.rate && now < k.next_start) {
+    return k.next_start;
+  }
+  return std::nullopt;
+}
+
+bool KeyGate::try_start(std::string_view key, Clock::time_point& until, bool behind_waiting) {
+  const auto now = clock_.now();
+  std::lock_guard lock(mutex_);
+  auto it = keys_.try_emplace(std::string(key)).first;
+  auto& k = it->second;
+  // Jobs set aside earlier go first: a new job of the key waits behind them.
+  if (auto blocked = blocked_until(it->first, k, now);
+      blocked || (behind_waiting && !k.waiting.empty())) {
+    until = blocked.value_or(now);
+    return false;
+  }
+  ++k.in_flight;
+  if (per_key_.rate && !key.empty()) {
+    k.next_start = std::max(k.next_start, now) + rate_interval_;
+  }
+  return true;
+}
+
+Clock::time_point KeyGate::pace(std::string_view key) {
+  const auto now = clock_.now();
+  std::lock_guard lock(mutex_);
+  auto& k = keys_[std::string(key)];
+  const auto slot = std::max(k.next_start, now);
+  k.next_start = slot + rate_interval_;
+  return slot;
+}
+
+void KeyGate::done(std::string_view key) {
+  bool wake = false;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = keys_.find(std::string(key));
+    if (it == keys_.end()) {
+      return;
+    }
+    --it->second.in_flight;
+    wake = !it->second.waiting.empty();
+  }
+  if (wake) {
+    look_at_ns_.store(0, std::memory_order_release);
+    changed();
+  }
+}
+
+void KeyGate::throttle(std::string_view key, Clock::time_point until) {
+  {
+    std::lock_guard lock(mutex_);
+    if (key.empty()) {
+      pool_throttled_until_ = std::max(pool_throttled_until_, until);
+    } else {
+      auto& k = keys_[std::string(key)];
+      k.throttled_until = std::max(k.throttled_until, until);
+    }
+    active_.store(true, std::memory_order_release);
+  }
+  changed();
+}
+
+void KeyGate::set_paused_keys(std::set<std::string> keys) {
+  {
+    std::lock_guard lock(mutex_);
+    paused_ = std::move(keys);
+    update_active();
+  }
+  look_at_ns_.store(0, std::memory_order_release);
+  changed();
+}
+
+bool KeyGate::park(std::string_view key, JobChunk* one) {
+  {
+    std::lock_guard lock(mutex_);
+    if (parked_.load(std::memory_order_relaxed) >= lookahead_) {
+      return false;
+    }
+    one->set_aside = true;
+    keys_[std::string(key)].waiting.push_back(one);
+    parked_.fetch_add(1, std::memory_order_relaxed);
+  }
+  look_at_ns_.store(0, std::memory_order_release);
+  return true;
+}
+
+bool KeyGate::has_ready() const {
+  return parked_.load(std::memory_order_relaxed) > 0 &&
+         clock_.now().time_since_epoch().count() >= look_at_ns_.load(std::memory_order_acquire);
+}
+
+JobChunk* KeyGate::take_ready() {
+  if (!has_ready()) {
+    return nullptr;
+  }
+  const auto now = clock_.now();
+  std::lock_guard lock(mutex_);
+  auto next_look = kNever;
+  for (auto& [name, k] : keys_) {
+    if (k.waiting.empty()) {
+      continue;
+    }
+    if (auto blocked = blocked_until(name, k, now)) {
+      next_look = std::min(next_look, *blocked);
+      continue;
+    }
+    JobChunk* one = k.waiting.front();
+    k.waiting.pop_front();
+    parked_.fetch_sub(1, std::memory_order_relaxed);
+    ++k.in_flight;
+    if (per_key_.rate && !name.empty()) {
+      k.next_start = std::max(k.next_start, now) + rate_interval_;
+    }
+    one->admitted = true;
+    return one;
+  }
+  // Nothing may start: no need to look again before the first block ends (or a slot frees).
+  look_at_ns_.store(next_look.time_since_epoch().count(), std::memory_order_release);
+  return nullptr;
+}
+
+std::vector<JobChunk*> KeyGate::drain() {
+  std::vector<JobChunk*> out;
+  std::lock_guard lock(mutex_);
+  for (auto& [name, k] : keys_) {
+    out.insert(out.end(), k.waiting.begin(), k.waiting.end());
+    k.waiting.clear();
+  }
+  parked_.store(0, std::memory_order_relaxed);
+  return out;
+}
+
+void KeyGate::wait_change(Clock::time_point until, const std::function<bool()>& stop) {
+  // Real time bounds each sleep: a test's clock moves on its own, and stop() is looked at.
+  constexpr auto kSlice = std::chrono::milliseconds(20);
+  std::unique_lock lock(mutex_);
+  const auto seen = changes_;
+  const auto now = clock_.now();
+  const auto slice = until <= now ? Clock::duration{} : std::min<Clock::duration>(until - now, kSlice);
+  changed_cv_.wait_for(lock, slice, [&] { return changes_ != seen || stop(); });
+}
+
+void KeyGate::changed() {
+  {
+    std::lock_guard lock(mutex_);
+    ++changes_;
+  }
+  changed_cv_.notify_all();
+}
+
+void KeyGate::update_active() {
+  const auto now = clock_.now();
+  bool throttled = now < pool_throttled_until_;
+  for (const auto& [name, k] : keys_) {
+    throttled = throttled || now < k.throttled_until;
+  }
+  active_.store(per_key_.max_in_flight > 0 || per_key_.rate.has_value() || !paused_.empty() ||
+                    throttled || parked_.load(std::memory_order_relaxed) > 0,
+                std::memory_order_release);
+}
+
+void KeyGate::prune() {
+  const auto now = clock_.now();
+  std::lock_guard lock(mutex_);
+  std::erase_if(keys_, [&](const auto& entry) {
+    const auto& k = entry.second;
+    return k.in_flight == 0 && k.waiting.empty() && k.throttled_until <= now &&
+           k.next_start <= now;
+  });
+  // In flight on an open gate: a job that started without asking never says done(), so the
+  // gate only closes again (active) when it has nothing of its own left to track.
+  if (keys_.empty()) {
+    update_active();
+  }
+}
+
+std::vector<KeyRow> KeyGate::blocked(std::size_t max) const {
+  const auto now = clock_.now();
+  std::vector<KeyRow> rows;
+  std::lock_guard lock(mutex_);
+  auto row_of = [&](const std::string& name, const Key& k) {
+    KeyRow row;
+    row.key = name;
+    row.in_flight = k.in_flight;
+    row.waiting = k.waiting.size();
+    row.paused = paused_.contains(name);
+    row.at_limit = per_key_.max_in_flight > 0 && k.in_flight >= per_key_.max_in_flight;
+    row.throttled_until = k.throttled_until > now ? k.throttled_until : Clock::time_point{};
+    return row;
+  };
+  for (const auto& [name, k] : keys_) {
+    if (blocked_until(name, k, now) || !k.waiting.empty()) {
+      rows.push_back(row_of(name, k));
+    }
+  }
+  for (const auto& name : paused_) {
+    if (!keys_.contains(name)) {
+      rows.push_back(row_of(name, Key{}));
+    }
+  }
+  if (now < pool_throttled_until_) {
+    KeyRow row;
+    row.throttled_until = pool_throttled_until_;
+    rows.push_back(row);
+  }
+  // Most blocked first: the most jobs waiting, then the longest throttle.
+  std::sort(rows.begin(), rows.end(), [](const KeyRow& a, const KeyRow& b) {
+    if (a.waiting != b.waiting) {
+      return a.waiting > b.waiting;
+    }
+    return a.throttled_until > b.throttled_until;
+  });
+  if (rows.size() > max) {
+    rows.resize(max);
+  }
+  return rows;
+}
+
+std::size_t KeyGate::blocked_count() const {
+  const auto now = clock_.now();
+  std::lock_guard lock(mutex_);
+  std::size_t n = 0;
+  for (const auto& [name, k] : keys_) {
+    n += blocked_until(name, k, now) || !k.waiting.empty() ? 1 : 0;
+  }
+  return n;
+}
+
+}  // namespace barista::pool
