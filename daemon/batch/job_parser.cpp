@@ -108,8 +108,8 @@ ParsedJob JobParser::parse_json(const Line& line) {
     }
     job.key = std::string_view(key);
     if (job.key.size() > kMaxKeyBytes) {
-      job.error = fmt::format("\"key\" of {} bytes is longer than {} bytes", job.key.size(),
-                              kMaxKeyBytes);
+      job.error =
+          fmt::format("\"key\" of {} bytes is longer than {} bytes", job.key.size(), kMaxKeyBytes);
       job.key = {};
       return job;
     }

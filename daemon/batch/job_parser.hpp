@@ -33,8 +33,9 @@ struct ParsedJob {
 /// Turns batch lines into jobs as docs/reference.md#input-formats defines: text lines are
 /// payloads with their line number as id; JSONL lines are objects with "id" (string or number;
 /// the line number when absent, unique in the batch) and "payload" (a string as its text, any
-/// other value as compact JSON), and an optional "key" (a string of at most kMaxKeyBytes). Lines over max_job_bytes, malformed JSON and duplicate ids are
-/// invalid (docs/reference.md#invalid-lines).
+/// other value as compact JSON), and an optional "key" (a string of at most kMaxKeyBytes). Lines
+/// over max_job_bytes, malformed JSON and duplicate ids are invalid
+/// (docs/reference.md#invalid-lines).
 class JobParser {
  public:
   JobParser(InputFormat format, std::uint64_t max_job_bytes);

@@ -75,7 +75,7 @@ struct PoolConfig {
   KeySource key = KeySource::kNone;
   PerKey per_key;
   milliseconds max_throttled{3'600'000};  ///< a job's total throttled time before it fails
-  PluginConfig plugin_config;  ///< the `config:` map
+  PluginConfig plugin_config;             ///< the `config:` map
   std::optional<RedisConfig> redis;
 
   Location location;         ///< of the pool's name

@@ -16,9 +16,9 @@ using Kind = YamlNode::Kind;
 using std::chrono::milliseconds;
 
 constexpr std::array<std::string_view, 16> kPoolKeys = {
-    "plugin",        "workers",     "queue",   "on_error", "retries",       "backoff",
-    "max_backoff",   "timeout",     "rate",    "config",   "max_job_bytes", "max_crashes",
-    "redis",         "key",         "per_key", "max_throttled"};
+    "plugin",      "workers", "queue",   "on_error",     "retries",       "backoff",
+    "max_backoff", "timeout", "rate",    "config",       "max_job_bytes", "max_crashes",
+    "redis",       "key",     "per_key", "max_throttled"};
 constexpr std::array<std::string_view, 2> kPerKeyKeys = {"max_in_flight", "rate"};
 constexpr std::array<std::string_view, 2> kKeyValues = {"none", "url_host"};
 constexpr std::array<std::string_view, 6> kRedisKeys = {"url",      "stream",      "group",

@@ -13,10 +13,11 @@ void KeyGate::configure(const config::PerKey& per_key, std::size_t lookahead) {
   {
     std::lock_guard lock(mutex_);
     per_key_ = per_key;
-    rate_interval_ = per_key.rate ? std::chrono::duration_cast<Clock::duration>(per_key.rate->per) /
-                                        static_cast<Clock::duration::rep>(
-                                            std::max<std::uint64_t>(per_key.rate->count, 1))
-                                  : Clock::duration{};
+    rate_interval_ =
+        per_key.rate
+            ? std::chrono::duration_cast<Clock::duration>(per_key.rate->per) /
+                  static_cast<Clock::duration::rep>(std::max<std::uint64_t>(per_key.rate->count, 1))
+            : Clock::duration{};
     lookahead_ = std::max<std::size_t>(lookahead, 1);
     update_active();
   }
@@ -185,7 +186,8 @@ void KeyGate::wait_change(Clock::time_point until, const std::function<bool()>& 
   std::unique_lock lock(mutex_);
   const auto seen = changes_;
   const auto now = clock_.now();
-  const auto slice = until <= now ? Clock::duration{} : std::min<Clock::duration>(until - now, kSlice);
+  const auto slice =
+      until <= now ? Clock::duration{} : std::min<Clock::duration>(until - now, kSlice);
   changed_cv_.wait_for(lock, slice, [&] { return changes_ != seen || stop(); });
 }
 
@@ -213,8 +215,7 @@ void KeyGate::prune() {
   std::lock_guard lock(mutex_);
   std::erase_if(keys_, [&](const auto& entry) {
     const auto& k = entry.second;
-    return k.in_flight == 0 && k.waiting.empty() && k.throttled_until <= now &&
-           k.next_start <= now;
+    return k.in_flight == 0 && k.waiting.empty() && k.throttled_until <= now && k.next_start <= now;
   });
   // In flight on an open gate: a job that started without asking never says done(), so the
   // gate only closes again (active) when it has nothing of its own left to track.

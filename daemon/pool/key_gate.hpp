@@ -5,11 +5,11 @@
 #include "daemon/pool/job_chunk.hpp"
 
 #include <atomic>
-#include <condition_variable>
-#include <functional>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -22,11 +22,11 @@ namespace barista::pool {
 
 /// A key as `status` shows it: why its jobs wait.
 struct KeyRow {
-  std::string key;               ///< "" for the pool's jobs without a key
-  int in_flight = 0;             ///< attempts of it running now
-  std::uint64_t waiting = 0;     ///< its jobs set aside until it may start again
-  bool paused = false;           ///< `barista pause POOL --key K`
-  bool at_limit = false;         ///< per_key.max_in_flight attempts run
+  std::string key;                      ///< "" for the pool's jobs without a key
+  int in_flight = 0;                    ///< attempts of it running now
+  std::uint64_t waiting = 0;            ///< its jobs set aside until it may start again
+  bool paused = false;                  ///< `barista pause POOL --key K`
+  bool at_limit = false;                ///< per_key.max_in_flight attempts run
   Clock::time_point throttled_until{};  ///< past: not throttled
 };
 

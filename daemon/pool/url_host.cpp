@@ -38,8 +38,7 @@ std::string url_host(std::string_view payload) {
     return {};
   }
   const std::string text(payload);
-  if (curl_url_set(url.get(), CURLUPART_URL, text.c_str(), CURLU_NON_SUPPORT_SCHEME) !=
-      CURLUE_OK) {
+  if (curl_url_set(url.get(), CURLUPART_URL, text.c_str(), CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
     return {};
   }
   const auto host = part(url.get(), CURLUPART_HOST);

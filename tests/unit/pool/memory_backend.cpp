@@ -38,7 +38,15 @@ pool::JobChunk* MemoryBackend::next_chunk(std::size_t want) {
   chunk->batch = p.batch;
   while (chunk->size() < want && p.next < p.payloads.size()) {
     ++p.next;
-    chunk->add(std::to_string(p.next), p.payloads[p.next - 1], p.next);
+    // "@KEY PAYLOAD": a job with a key, as a JSONL line's "key" gives it.
+    std::string_view payload = p.payloads[p.next - 1];
+    std::string_view key;
+    if (payload.starts_with('@')) {
+      const auto space = payload.find(' ');
+      key = payload.substr(1, space - 1);
+      payload = payload.substr(space + 1);
+    }
+    chunk->add(std::to_string(p.next), payload, p.next, {}, key);
     --unread_;
   }
   return chunk;
@@ -191,6 +199,30 @@ class ScriptProcessor final : public Processor {
     if (p == "wait_cancel") {
       nap(ctx, 5000, true);
       return Outcome::fail("saw cancel");
+    }
+    if (p.starts_with("throttle:")) {
+      // throttle:MS:N: its first N attempts are throttled for MS, then it returns "ok".
+      const auto rest = p.substr(9);
+      const auto colon = rest.find(':');
+      const int ms = number_after(rest.substr(0, colon), "");
+      const int times = number_after(rest.substr(colon + 1), "");
+      return job.attempt <= times ? Outcome::throttle(milliseconds(ms), "slow down")
+                                  : Outcome::ok("ok");
+    }
+    if (p.starts_with("hold:")) {
+      // hold:NAME:MS: sleeps MS, counted as one of NAME's attempts running at once.
+      const auto rest = p.substr(5);
+      const auto colon = rest.find(':');
+      const std::string name(rest.substr(0, colon));
+      {
+        std::lock_guard lock(stats.mutex);
+        const int running = ++stats.running_by[name];
+        stats.most_by[name] = std::max(stats.most_by[name], running);
+      }
+      nap(ctx, number_after(rest.substr(colon + 1), ""), false);
+      std::lock_guard lock(stats.mutex);
+      --stats.running_by[name];
+      return Outcome::ok("held");
     }
     if (p.starts_with("advance:")) {
       ManualClock* clock = script_clock().load();

@@ -87,10 +87,16 @@ struct ScriptStats {
   std::atomic<int> running{0};
   std::atomic<int> most{0};
   std::atomic<int> started{0};
+  std::mutex mutex;                       // guards the two below
+  std::map<std::string, int> running_by;  // hold:NAME:MS attempts running now, by NAME
+  std::map<std::string, int> most_by;     // and the most at once
   void reset() {
     running = 0;
     most = 0;
     started = 0;
+    std::lock_guard lock(mutex);
+    running_by.clear();
+    most_by.clear();
   }
 };
 ScriptStats& script_stats();
@@ -107,6 +113,9 @@ ScriptStats& script_stats();
 ///   fail_after:MS  sleeps MS, then fails
 ///   wait_cancel    waits (up to 5 s) for ctx.cancelled(), then fails ("saw cancel")
 ///   advance:MS     moves script_clock() on by MS, then returns "advanced"
+///   throttle:MS:N  its first N attempts are throttled for MS ("slow down"), then "ok"
+///   hold:NAME:MS   sleeps MS whatever happens, counted in running_by[NAME], then "held"
+/// A payload "@KEY REST" is the job REST with the key KEY.
 std::shared_ptr<const plugin::PluginLibrary> script_plugin();
 
 /// The clock `advance:MS` moves: set by a test that gives its pool a ManualClock.
