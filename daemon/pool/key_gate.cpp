@@ -110,6 +110,18 @@ void KeyGate::throttle(std::string_view key, Clock::time_point until) {
   changed();
 }
 
+int KeyGate::note_throttle(std::string_view key) {
+  std::lock_guard lock(mutex_);
+  return ++keys_[std::string(key)].streak;
+}
+
+void KeyGate::clear_streak(std::string_view key) {
+  std::lock_guard lock(mutex_);
+  if (auto it = keys_.find(std::string(key)); it != keys_.end()) {
+    it->second.streak = 0;
+  }
+}
+
 void KeyGate::set_paused_keys(std::set<std::string> keys) {
   {
     std::lock_guard lock(mutex_);
@@ -215,7 +227,8 @@ void KeyGate::prune() {
   std::lock_guard lock(mutex_);
   std::erase_if(keys_, [&](const auto& entry) {
     const auto& k = entry.second;
-    return k.in_flight == 0 && k.waiting.empty() && k.throttled_until <= now && k.next_start <= now;
+    return k.in_flight == 0 && k.waiting.empty() && k.throttled_until <= now &&
+           k.next_start <= now && k.streak == 0;
   });
   // In flight on an open gate: a job that started without asking never says done(), so the
   // gate only closes again (active) when it has nothing of its own left to track.

@@ -62,6 +62,10 @@ class KeyGate {
   void done(std::string_view key);
   /// Nothing of `key` (of the whole pool, for "") starts before `until`.
   void throttle(std::string_view key, Clock::time_point until);
+  /// A throttle of `key` (of the pool, for ""): how many in a row it has had, this one included.
+  int note_throttle(std::string_view key);
+  /// An attempt of `key` ended without a throttle: the streak starts again.
+  void clear_streak(std::string_view key);
   /// Sets the paused keys (the pool's own pause is the Pool's).
   void set_paused_keys(std::set<std::string> keys);
 
@@ -93,6 +97,7 @@ class KeyGate {
     int in_flight = 0;
     Clock::time_point next_start{};  // per_key.rate: the next start slot
     Clock::time_point throttled_until{};
+    int streak = 0;                 // throttles in a row
     std::deque<JobChunk*> waiting;  // set aside, oldest first
   };
   /// Why `k` may not start at `now`; nullopt when it may. Under mutex_.

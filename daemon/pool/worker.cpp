@@ -237,8 +237,16 @@ bool Pool::throttled(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::
                      Clock::time_point& now) {
   const config::PoolConfig& cfg = self->settings->config;
   throttles_.fetch_add(1, std::memory_order_relaxed);
+  const int streak = gate_.note_throttle(admission.key);
+  // No time given: the pool's backoff, doubling with each throttle of the key in a row.
+  auto wait = v.throttle->count() > 0 ? *v.throttle : backoff_for(cfg, streak);
+  if (wait > cfg.max_throttled) {
+    spdlog::warn("pool '{}': job '{}' asked to wait {} ms: capped at max_throttled ({})", name_,
+                 chunk.id(index), wait.count(), common::duration_text(cfg.max_throttled));
+    wait = cfg.max_throttled;
+  }
   ++progress.throttles;
-  progress.throttled += *v.throttle;
+  progress.throttled += wait;
   if (progress.throttled > cfg.max_throttled) {
     record_result(*self, chunk, index, JobStatus::kFailed, progress.attempts,
                   ms_since(clock_, progress.first_start, now),
@@ -247,9 +255,9 @@ bool Pool::throttled(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::
                   progress.throttles);
     return true;
   }
-  const auto until = clock_.now() + *v.throttle;
-  spdlog::debug("pool '{}': job '{}' throttled for {} ms: {}", name_, chunk.id(index),
-                v.throttle->count(), v.text);
+  const auto until = clock_.now() + wait;
+  spdlog::debug("pool '{}': job '{}' throttled for {} ms: {}", name_, chunk.id(index), wait.count(),
+                v.text);
   gate_.throttle(admission.key, until);
   self->writer->flush(chunk, /*patient=*/true);  // the chunk's other results do not wait
   if (admission.gated) {
@@ -428,6 +436,9 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
         return true;
       }
       continue;  // waited here for the throttle to end: the next attempt
+    }
+    if (!gate_.open()) {
+      gate_.clear_streak(admission.key);
     }
     const config::PoolConfig& cfg = settings.config;
     // Throttled attempts spend no retry.

@@ -5,7 +5,9 @@
 //   max_bytes: SIZE         a longer body fails the job (fatal); default: no limit
 //   user_agent: TEXT        default barista/1.0
 //
-// 429, 5xx and network errors are retryable failures; other 4xx are fatal. Redirects are
+// 429, and 503 with a Retry-After header, are throttles (docs/plugins.md#http_fetch): the job's
+// key waits for Retry-After (seconds or an HTTP date), or without one for the pool's backoff.
+// Other 5xx and network errors are retryable failures; other 4xx are fatal. Redirects are
 // followed (at most 10, http and https only).
 
 #include <barista/sdk.hpp>
@@ -248,6 +250,18 @@ class HttpFetch final : public barista::Processor {
                              Clock::now() + kDeadlineSlack >= ctx.deadline();
     if (end.stop == Stop::kDeadline || (end.code == CURLE_OPERATION_TIMEDOUT && at_deadline)) {
       return Outcome::fail("deadline exceeded");
+    }
+    if (status_ == 429 || status_ == 503) {
+      // curl reads Retry-After as seconds or as an HTTP date (0 when absent or past).
+      curl_off_t wait_s = 0;
+      curl_easy_getinfo(easy_.get(), CURLINFO_RETRY_AFTER, &wait_s);
+      if (status_ == 429 || wait_s > 0) {
+        const auto wait =
+            std::chrono::milliseconds(std::min<curl_off_t>(wait_s, INT32_MAX / 1000) * 1000);
+        return Outcome::throttle(
+            wait, "HTTP " + std::to_string(status_) +
+                      (wait_s > 0 ? " Retry-After " + std::to_string(wait_s) : std::string()));
+      }
     }
     if (status_ == 429 || status_ >= 500) {
       return Outcome::fail("HTTP " + std::to_string(status_));

@@ -32,9 +32,11 @@ class Outcome {
   /// A failure that is never retried.
   static Outcome fatal(std::string error) { return Outcome(Kind::kFatal, std::move(error)); }
 
-  /// Asks to run the job again after `retry_after` (0 to 49 days; negative counts as 0), and to
-  /// start nothing of its key before then: a rate limit met (HTTP 429), an overloaded server.
-  /// Spends no retry. Needs a baristad of SDK 1.1 or later.
+  /// Asks to run the job again after `retry_after` (up to 49 days; capped by the pool's
+  /// `max_throttled`), and to start nothing of its key before then: a rate limit met (HTTP 429),
+  /// an overloaded server. Zero (or negative) lets the pool choose: its `backoff`, doubling with
+  /// each throttle of the key in a row, up to `max_backoff`. Spends no retry. Needs a baristad of
+  /// SDK 1.1 or later.
   static Outcome throttle(std::chrono::milliseconds retry_after, std::string why) {
     Outcome o(Kind::kThrottled, std::move(why));
     const auto ms = retry_after.count();

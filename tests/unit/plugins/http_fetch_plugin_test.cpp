@@ -104,12 +104,30 @@ TEST_CASE("http_fetch tells retryable failures from fatal ones", "[plugins][http
     CHECK(out.kind() == Kind::kFatal);
     CHECK(out.text() == "HTTP 404");
   }
-  SECTION("429 is retryable") {
+  SECTION("429 is a throttle; without Retry-After the pool chooses the wait") {
     auto out = run(p, server.url("/busy"));
-    CHECK(out.kind() == Kind::kFailed);
+    CHECK(out.kind() == Kind::kThrottled);
+    CHECK(out.retry_after() == std::chrono::milliseconds(0));
     CHECK(out.text() == "HTTP 429");
   }
-  SECTION("503 is retryable") {
+  SECTION("429 with Retry-After in seconds waits that long") {
+    auto out = run(p, server.url("/busy-for/7"));
+    CHECK(out.kind() == Kind::kThrottled);
+    CHECK(out.retry_after() == std::chrono::milliseconds(7000));
+    CHECK(out.text() == "HTTP 429 Retry-After 7");
+  }
+  SECTION("429 with Retry-After as an HTTP date waits until then") {
+    auto out = run(p, server.url("/busy-until-date"));
+    CHECK(out.kind() == Kind::kThrottled);
+    CHECK(out.retry_after() >= std::chrono::seconds(110));
+    CHECK(out.retry_after() <= std::chrono::seconds(121));
+  }
+  SECTION("503 with Retry-After is a throttle") {
+    auto out = run(p, server.url("/unavailable-for/2"));
+    CHECK(out.kind() == Kind::kThrottled);
+    CHECK(out.retry_after() == std::chrono::milliseconds(2000));
+  }
+  SECTION("503 without Retry-After is retryable") {
     auto out = run(p, server.url("/unavailable"));
     CHECK(out.kind() == Kind::kFailed);
     CHECK(out.text() == "HTTP 503");

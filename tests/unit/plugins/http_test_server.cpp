@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <ctime>
 #include <stdexcept>
 
 namespace barista::bundled_plugins_test {
@@ -193,6 +194,24 @@ bool HttpTestServer::respond(int fd, const std::string& path) {
   }
   if (path == "/unavailable") {
     return reply(503, "Service Unavailable", "try later\n");
+  }
+  if (starts_with(path, "/busy-for/")) {
+    return reply(429, "Too Many Requests", "slow down\n",
+                 "Retry-After: " + path.substr(10) + "\r\n");
+  }
+  if (starts_with(path, "/unavailable-for/")) {
+    return reply(503, "Service Unavailable", "try later\n",
+                 "Retry-After: " + path.substr(17) + "\r\n");
+  }
+  if (path == "/busy-until-date") {
+    // An HTTP date two minutes from now.
+    const std::time_t later = std::time(nullptr) + 120;
+    std::tm tm{};
+    ::gmtime_r(&later, &tm);
+    char date[64];
+    std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    return reply(429, "Too Many Requests", "slow down\n",
+                 std::string("Retry-After: ") + date + "\r\n");
   }
   if (path == "/redirect") {
     return reply(302, "Found", "", "Location: /hello\r\n");

@@ -7,6 +7,8 @@
 // Routes (GET):
 //   /hello          200 "hello world\n"
 //   /missing        404        /busy        429        /unavailable    503
+//   /busy-for/S     429, Retry-After: S      /unavailable-for/S   503, Retry-After: S
+//   /busy-until-date  429, Retry-After: an HTTP date 120 s from now
 //   /slow/MS        200 "late" after MS milliseconds (cut short when the server stops)
 //   /bytes/N        200 with N bytes (pattern: 'a' + i % 26), Content-Length set
 //   /stream/N       200 with N bytes, no Content-Length: the body ends when the connection closes
