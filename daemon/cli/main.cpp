@@ -84,6 +84,7 @@ int run(int argc, char** argv) {
   barista::cli::add_cancel(app, globals, action);
   barista::cli::add_results(app, globals, action);
   barista::cli::add_reload(app, globals, action);
+  barista::cli::add_pause(app, globals, action);
   add_check_config(app, action);
 
   try {

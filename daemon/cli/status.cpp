@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace barista::cli {
 namespace {
@@ -20,10 +21,11 @@ constexpr auto kAnswerTimeout = std::chrono::seconds(30);
 
 using control::StatusReply;
 
-StatusReply fetch_status(const std::filesystem::path& socket) {
+StatusReply fetch_status(const std::filesystem::path& socket, const std::string& pool) {
   ControlClient client(socket);
   client.set_read_timeout(kAnswerTimeout);
-  client.send_request(request_json("status", {}));
+  client.send_request(pool.empty() ? request_json("status", {})
+                                   : request_json("status", {{"pool", pool}}));
   std::string line;
   auto reply = control::read_status(expect_ok(client, line, "status"));
   if (!reply) {
@@ -34,7 +36,8 @@ StatusReply fetch_status(const std::filesystem::path& socket) {
 
 // Exactly the documented keys (docs/reference.md#barista-status), whatever else the daemon
 // reports; a pool shared through Redis adds "redis" (and "pending" when known), a pool whose
-// storage fails "storage_error".
+// storage fails "storage_error", a paused pool "paused", one with paused keys "paused_keys", one
+// whose jobs were throttled "throttles", and `status POOL` its blocked "keys".
 std::string status_json(const StatusReply& s) {
   std::string out = R"({"pools":[)";
   for (std::size_t i = 0; i < s.pools.size(); ++i) {
@@ -57,6 +60,37 @@ std::string status_json(const StatusReply& s) {
     if (!p.storage_error.empty()) {
       out += R"(,"storage_error":)";
       common::append_json_string(out, p.storage_error);
+    }
+    if (p.paused) {
+      out += R"(,"paused":true)";
+    }
+    if (!p.paused_keys.empty()) {
+      out += R"(,"paused_keys":[)";
+      for (std::size_t k = 0; k < p.paused_keys.size(); ++k) {
+        out += k == 0 ? "" : ",";
+        common::append_json_string(out, p.paused_keys[k]);
+      }
+      out += ']';
+    }
+    if (p.throttles > 0) {
+      out += fmt::format(R"(,"throttles":{})", p.throttles);
+    }
+    if (!p.keys.empty()) {
+      out += R"(,"keys":[)";
+      for (std::size_t k = 0; k < p.keys.size(); ++k) {
+        const auto& key = p.keys[k];
+        out += k == 0 ? R"({"key":)" : R"(,{"key":)";
+        common::append_json_string(out, key.key);
+        out += fmt::format(R"(,"in_flight":{},"waiting":{},"paused":{},"at_limit":{})",
+                           key.in_flight, key.waiting, key.paused ? "true" : "false",
+                           key.at_limit ? "true" : "false");
+        if (!key.throttled_until.empty()) {
+          out += R"(,"throttled_until":)";
+          common::append_json_string(out, key.throttled_until);
+        }
+        out += '}';
+      }
+      out += ']';
     }
     out += '}';
   }
@@ -109,7 +143,9 @@ std::string status_table(const StatusReply& s) {
   bool any_abandoned = false;
   bool any_redis = false;
   bool any_storage = false;
+  bool any_paused = false;
   for (const auto& p : s.pools) {
+    any_paused = any_paused || p.paused || !p.paused_keys.empty();
     any_abandoned = any_abandoned || p.abandoned > 0;
     any_redis = any_redis || !p.redis.empty();
     any_storage = any_storage || !p.storage_error.empty();
@@ -129,6 +165,12 @@ std::string status_table(const StatusReply& s) {
     }
     if (any_storage) {
       row.push_back(p.storage_error.empty() ? "ok" : "failing: " + p.storage_error);
+    }
+    if (any_paused) {
+      row.push_back(p.paused ? "yes"
+                    : p.paused_keys.empty()
+                        ? ""
+                        : fmt::format("keys: {}", fmt::join(p.paused_keys, ", ")));
     }
     pools.push_back(std::move(row));
   }
@@ -150,8 +192,37 @@ std::string status_table(const StatusReply& s) {
     pool_header.emplace_back("STORAGE");
     pool_numeric.push_back(false);
   }
+  if (any_paused) {
+    // Only while some pool or key is paused (`barista pause`).
+    pool_header.emplace_back("PAUSED");
+    pool_numeric.push_back(false);
+  }
   std::string out = pools.empty() ? "no pools\n" : table(pool_header, pool_numeric, pools);
   out += '\n';
+  for (const auto& p : s.pools) {
+    if (p.keys.empty()) {
+      continue;
+    }
+    // `status POOL`: the keys that hold its jobs up, most blocked first.
+    std::vector<std::vector<std::string>> keys;
+    for (const auto& k : p.keys) {
+      std::vector<std::string> why;
+      if (k.paused) {
+        why.emplace_back("paused");
+      }
+      if (k.at_limit) {
+        why.emplace_back("at its limit");
+      }
+      if (!k.throttled_until.empty()) {
+        why.push_back(fmt::format("throttled until {}", k.throttled_until));
+      }
+      keys.push_back({k.key.empty() ? "(no key: the whole pool)" : k.key,
+                      std::to_string(k.in_flight), std::to_string(k.waiting),
+                      fmt::format("{}", fmt::join(why, ", "))});
+    }
+    out += table({"KEY", "IN_FLIGHT", "WAITING", "BLOCKED"}, {false, true, true, false}, keys);
+    out += '\n';
+  }
   if (s.batches.empty()) {
     out += "no active batches\n";
     return out;
@@ -170,18 +241,24 @@ std::string status_table(const StatusReply& s) {
 
 void add_status(CLI::App& app, const GlobalOptions& globals, Action& action) {
   auto json = std::make_shared<bool>(false);
+  auto pool = std::make_shared<std::string>();
   auto* cmd = add_verb(app, "status", "Show the pools and the active batches",
                        "A total shown as N+ is still growing: the daemon has not read the whole "
                        "batch yet. A pool shared through Redis shows `redis: connected` or "
                        "`redis: unavailable` (JSON: \"redis\", and \"pending\": its stream's "
                        "jobs handed out and not yet finished). While a pool's storage fails, a "
-                       "STORAGE column says why (JSON: \"storage_error\").\nExit: 0; 3 no daemon.");
+                       "STORAGE column says why (JSON: \"storage_error\"). A PAUSED column shows "
+                       "paused pools and keys (barista pause). With POOL, only that pool, and "
+                       "the keys that hold its jobs up (throttled, paused or at their per_key "
+                       "limit), most blocked first, at most 20 (JSON: \"keys\").\nExit: 0; 1 "
+                       "unknown pool; 3 no daemon.");
+  cmd->add_option("POOL", *pool, "only this pool, with its blocked keys");
   cmd->add_flag("--json", *json,
                 R"(print {"pools":[{"name","plugin","workers","busy","queued","on_error"}],)"
                 R"("batches":[{"batch","pool","done","total","failed"}]} instead)");
-  cmd->callback([&action, &globals, json] {
-    action = [&globals, json] {
-      const auto s = fetch_status(socket_of(globals));
+  cmd->callback([&action, &globals, json, pool] {
+    action = [&globals, json, pool] {
+      const auto s = fetch_status(socket_of(globals), *pool);
       write_all(STDOUT_FILENO, *json ? status_json(s) : status_table(s));
       return kExitOk;
     };

@@ -18,6 +18,8 @@ void add_status(CLI::App& app, const GlobalOptions& globals, Action& action);
 void add_cancel(CLI::App& app, const GlobalOptions& globals, Action& action);
 void add_results(CLI::App& app, const GlobalOptions& globals, Action& action);
 void add_reload(CLI::App& app, const GlobalOptions& globals, Action& action);
+/// `pause` and `resume`.
+void add_pause(CLI::App& app, const GlobalOptions& globals, Action& action);
 
 /// The socket the verbs talk to (see resolve_socket()).
 std::filesystem::path socket_of(const GlobalOptions& globals);

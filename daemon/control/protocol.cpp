@@ -43,6 +43,8 @@ std::optional<Request> parse_request(std::string_view line, std::string& error) 
       req.name = text;
     } else if (key == "batch") {
       req.batch = text;
+    } else if (key == "key") {
+      req.key = std::string(text);
     } else {
       error = fmt::format("malformed request: unknown key \"{}\"", key);
       return std::nullopt;

@@ -23,6 +23,8 @@ namespace barista::control {
 ///                                           | {"ok":false,"code":1,"errors":[...]}
 ///   {"cmd":"results","batch":"ID","summary":false} -> {"ok":true}\n <results.jsonl bytes>
 ///   {"cmd":"wait","batch":"ID"}          -> {"progress":{...}}\n ... {"ok":true,"summary":{...}}
+///   {"cmd":"pause","pool":"P"[,"key":"K"]} -> {"ok":true}   (and "resume" alike)
+///   {"cmd":"status","pool":"P"}          -> as status, P's row with its blocked "keys"
 ///
 /// An error is {"ok":false,"code":C,"error":"..."}: C is the CLI's exit code (exit_codes.hpp; 1:
 /// unknown batch, rejected reload; 3: refused).
@@ -36,6 +38,7 @@ struct Request {
   std::string pool;
   std::string name;
   std::string batch;
+  std::optional<std::string> key;  ///< pause, resume: a key of the pool rather than all of it
   bool summary = false;
 };
 

@@ -47,6 +47,26 @@ std::string to_line(const StatusReply& reply) {
     if (!p.storage_error.empty()) {
       out += R"(,"storage_error":)" + json_quoted(p.storage_error);
     }
+    fmt::format_to(std::back_inserter(out),
+                   R"(,"paused":{},"paused_keys":{},"throttles":{},)"
+                   R"("keys_blocked":{})",
+                   bool_text(p.paused), string_array(p.paused_keys), p.throttles, p.keys_blocked);
+    if (!p.keys.empty()) {
+      out += R"(,"keys":[)";
+      for (std::size_t k = 0; k < p.keys.size(); ++k) {
+        const auto& key = p.keys[k];
+        fmt::format_to(std::back_inserter(out),
+                       R"({}{{"key":{},"in_flight":{},"waiting":{},"paused":{},"at_limit":{},)"
+                       R"("throttled_ms":{})",
+                       k == 0 ? "" : ",", json_quoted(key.key), key.in_flight, key.waiting,
+                       bool_text(key.paused), bool_text(key.at_limit), key.throttled_ms);
+        if (!key.throttled_until.empty()) {
+          out += R"(,"throttled_until":)" + json_quoted(key.throttled_until);
+        }
+        out += '}';
+      }
+      out += ']';
+    }
     out += '}';
   }
   out += R"(],"batches":[)";

@@ -14,6 +14,19 @@
 
 namespace barista::control {
 
+/// A key that holds jobs up, in `status POOL`.
+struct KeyInfo {
+  std::string key;  ///< "" for the pool's jobs without a key (a throttle of the whole pool)
+  std::uint64_t in_flight = 0;
+  std::uint64_t waiting = 0;  ///< jobs set aside until it may start
+  bool paused = false;
+  bool at_limit = false;           ///< per_key.max_in_flight attempts run
+  std::uint64_t throttled_ms = 0;  ///< how long it stays throttled; 0: not throttled
+  std::string throttled_until;     ///< when, ISO 8601 UTC; empty: not throttled
+
+  bool operator==(const KeyInfo&) const = default;
+};
+
 /// A pool in `status`.
 struct PoolRow {
   std::string name;
@@ -26,6 +39,11 @@ struct PoolRow {
   std::string redis;            ///< a pool shared through Redis: "connected" or "unavailable"
   std::optional<std::uint64_t> pending;  ///< its stream's jobs handed out and not yet finished
   std::string storage_error;             ///< why its storage fails now; empty while it works
+  bool paused = false;                   ///< `barista pause POOL`
+  std::vector<std::string> paused_keys;  ///< `barista pause POOL --key K`
+  std::uint64_t throttles = 0;           ///< throttled attempts since the pool started
+  std::uint64_t keys_blocked = 0;        ///< keys throttled, paused or at their limit now
+  std::vector<KeyInfo> keys;  ///< `status POOL`: those keys, most blocked first (at most 20)
 
   bool operator==(const PoolRow&) const = default;
 };

@@ -68,6 +68,32 @@ std::optional<StatusReply> read_status(const ReplyJson& reply) {
       row.pending = pending->get<std::uint64_t>();
     }
     row.storage_error = text(p, "storage_error");
+    row.paused = value_or(p, "paused", false);
+    if (const auto* keys = member(p, "paused_keys"); keys != nullptr && keys->is_array()) {
+      for (const auto& k : *keys) {
+        if (k.is_string()) {
+          row.paused_keys.push_back(k.get<std::string>());
+        }
+      }
+    }
+    row.throttles = count(p, "throttles");
+    row.keys_blocked = count(p, "keys_blocked");
+    if (const auto* keys = member(p, "keys"); keys != nullptr && keys->is_array()) {
+      for (const auto& k : *keys) {
+        if (!k.is_object()) {
+          continue;
+        }
+        KeyInfo info;
+        info.key = text(k, "key");
+        info.in_flight = count(k, "in_flight");
+        info.waiting = count(k, "waiting");
+        info.paused = value_or(k, "paused", false);
+        info.at_limit = value_or(k, "at_limit", false);
+        info.throttled_ms = count(k, "throttled_ms");
+        info.throttled_until = text(k, "throttled_until");
+        row.keys.push_back(std::move(info));
+      }
+    }
     out.pools.push_back(std::move(row));
   }
   for (const auto& b : *batches) {

@@ -298,8 +298,17 @@ void Pool::stop(std::chrono::milliseconds timeout) {
   sink_->close();
 }
 
+std::set<std::string> Pool::paused_keys() const {
+  std::lock_guard lock(paused_mutex_);
+  return paused_keys_;
+}
+
 void Pool::set_paused(bool pool, std::set<std::string> keys) {
   paused_.store(pool, std::memory_order_release);
+  {
+    std::lock_guard lock(paused_mutex_);
+    paused_keys_ = keys;
+  }
   gate_.set_paused_keys(std::move(keys));
   if (!pool) {
     idle_.wake_all();  // workers that waited for the pause to end
@@ -339,12 +348,9 @@ PoolStatus Pool::status() const {
   s.storage_error = source_->storage_error();
   s.storage_errors = source_->storage_errors();
   s.paused = paused();
-  for (const auto& row : gate_.blocked(SIZE_MAX)) {
-    if (row.paused) {
-      s.paused_keys.push_back(row.key);
-    }
+  for (const auto& key : paused_keys()) {
+    s.paused_keys.push_back(key);
   }
-  std::sort(s.paused_keys.begin(), s.paused_keys.end());
   s.throttles = throttles_.load(std::memory_order_relaxed);
   s.keys_blocked = gate_.blocked_count();
   s.set_aside = gate_.parked();

@@ -109,6 +109,7 @@ class Pool {
   /// of the `keys`. Running attempts finish. Replaces what was paused before.
   void set_paused(bool pool, std::set<std::string> keys);
   [[nodiscard]] bool paused() const noexcept { return paused_.load(std::memory_order_acquire); }
+  [[nodiscard]] std::set<std::string> paused_keys() const;
   /// The keys holding jobs up now, most blocked first (at most `max`), for `status POOL`.
   [[nodiscard]] std::vector<KeyRow> blocked_keys(std::size_t max) const {
     return gate_.blocked(max);
@@ -249,6 +250,8 @@ class Pool {
 
   KeyGate gate_{clock_};  // per-key limits, throttles, paused keys; the jobs set aside there
   std::atomic<bool> paused_{false};  // `barista pause POOL`: no new attempt starts
+  mutable std::mutex paused_mutex_;  // guards paused_keys_
+  std::set<std::string> paused_keys_;
   std::atomic<std::uint64_t> throttles_{0};
 
   tbb::concurrent_bounded_queue<JobChunk*> queue_;  // only its non-blocking calls are used

@@ -1,12 +1,14 @@
 // The answers to control-socket requests (the `barista` CLI's verbs): each asks the daemon for
 // its pools, and a pool's store for its batches (batch_store.hpp).
 #include "daemon/runtime/control_handlers.hpp"
+#include "daemon/batch/job_parser.hpp"
 #include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
 #include "daemon/control/exit_codes.hpp"
 #include "daemon/control/replies.hpp"
 #include "daemon/runtime/backends.hpp"
 #include "daemon/runtime/batch_store.hpp"
+#include "daemon/runtime/pauses.hpp"
 
 #include "daemon/common/error_text.hpp"
 
@@ -49,6 +51,30 @@ bool valid_batch_name(std::string_view name) {
          name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
 }
 
+// The keys that hold a pool's jobs up, most blocked first, as `status POOL` shows them.
+std::vector<control::KeyInfo> key_rows(const pool::Pool& p) {
+  constexpr std::size_t kMaxKeys = 20;
+  const auto now = std::chrono::steady_clock::now();
+  const auto wall = std::chrono::system_clock::now();
+  std::vector<control::KeyInfo> out;
+  for (const auto& k : p.blocked_keys(kMaxKeys)) {
+    control::KeyInfo info;
+    info.key = k.key;
+    info.in_flight = static_cast<std::uint64_t>(std::max(k.in_flight, 0));
+    info.waiting = k.waiting;
+    info.paused = k.paused;
+    info.at_limit = k.at_limit;
+    if (k.throttled_until > now) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(k.throttled_until - now);
+      info.throttled_ms = static_cast<std::uint64_t>(left.count());
+      info.throttled_until = common::iso8601_utc(
+          std::chrono::time_point_cast<std::chrono::system_clock::duration>(wall + left));
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
 }  // namespace
 
 void ControlHandlers::handle(const control::Request& request, control::Connection& conn) {
@@ -56,7 +82,9 @@ void ControlHandlers::handle(const control::Request& request, control::Connectio
   if (cmd == "submit") {
     handle_submit(request, conn);
   } else if (cmd == "status") {
-    handle_status(conn);
+    handle_status(request, conn);
+  } else if (cmd == "pause" || cmd == "resume") {
+    handle_pause(request, conn, cmd == "pause");
   } else if (cmd == "cancel") {
     handle_cancel(request, conn);
   } else if (cmd == "results") {
@@ -143,9 +171,54 @@ void ControlHandlers::handle_submit(const control::Request& request, control::Co
       tmp, request.name, bytes, [this] { return daemon_.stopping(); }, conn);
 }
 
-void ControlHandlers::handle_status(control::Connection& conn) {
+void ControlHandlers::handle_pause(const control::Request& request, control::Connection& conn,
+                                   bool pause) {
+  auto p = daemon_.find_pool(request.pool);
+  if (!p) {
+    conn.write(error_reply(kUnknown, fmt::format("unknown pool '{}'", request.pool)));
+    return;
+  }
+  bool paused = p->paused();
+  auto keys = p->paused_keys();
+  const char* verb = pause ? "paused" : "resumed";
+  if (request.key) {
+    const auto& key = *request.key;
+    if (key.empty() || key.size() > batch::kMaxKeyBytes) {
+      conn.write(error_reply(kUnknown, fmt::format("a key is 1 to {} bytes, not {}",
+                                                   batch::kMaxKeyBytes, key.size())));
+      return;
+    }
+    if (!pause && !keys.contains(key)) {
+      conn.write(error_reply(kUnknown,
+                             fmt::format("key '{}' of pool '{}' is not paused", key, p->name())));
+      return;
+    }
+    pause ? (void)keys.insert(key) : (void)keys.erase(key);
+  } else {
+    paused = pause;
+  }
+  try {
+    save_pauses(*p, paused, keys);
+  } catch (const std::exception& e) {
+    conn.write(error_reply(kRefused,
+                           fmt::format("{}cannot save the pause: {}", busy_prefix(EIO), e.what())));
+    return;
+  }
+  spdlog::warn("pool '{}'{} {} on request", p->name(),
+               request.key ? fmt::format(", key '{}',", *request.key) : std::string(), verb);
+  conn.write(control::ok_line());
+}
+
+void ControlHandlers::handle_status(const control::Request& request, control::Connection& conn) {
+  if (!request.pool.empty() && !daemon_.find_pool(request.pool)) {
+    conn.write(error_reply(kUnknown, fmt::format("unknown pool '{}'", request.pool)));
+    return;
+  }
   control::StatusReply reply;
   for (const auto& [name, p] : daemon_.pools()) {
+    if (!request.pool.empty() && name != request.pool) {
+      continue;
+    }
     const auto s = p->status();
     control::PoolRow row;
     row.name = s.name;
@@ -156,6 +229,13 @@ void ControlHandlers::handle_status(control::Connection& conn) {
     row.on_error = s.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue";
     row.abandoned = s.abandoned;
     row.storage_error = s.storage_error;
+    row.paused = s.paused;
+    row.paused_keys = s.paused_keys;
+    row.throttles = s.throttles;
+    row.keys_blocked = s.keys_blocked;
+    if (!request.pool.empty()) {
+      row.keys = key_rows(*p);
+    }
     store_of(p)->describe(s, row);
     reply.pools.push_back(std::move(row));
     for (const auto& b : p->batches()) {

@@ -57,7 +57,8 @@ class ControlHandlers {
 
  private:
   void handle_submit(const control::Request& request, control::Connection& conn);
-  void handle_status(control::Connection& conn);
+  void handle_status(const control::Request& request, control::Connection& conn);
+  void handle_pause(const control::Request& request, control::Connection& conn, bool pause);
   void handle_cancel(const control::Request& request, control::Connection& conn);
   void handle_results(const control::Request& request, control::Connection& conn);
   void handle_wait(const control::Request& request, control::Connection& conn);

@@ -60,7 +60,8 @@ struct JobResult {
   double ms = -1;
   std::optional<std::string> output;
   std::optional<std::string> error;
-  std::string line;  ///< the raw line, for failure messages
+  std::int64_t throttled = 0;  ///< 0 when the line has no "throttled"
+  std::string line;            ///< the raw line, for failure messages
 };
 
 /// summary.json.

@@ -71,6 +71,13 @@ JobResult parse_with(simdjson::dom::parser& parser, std::string_view line) {
   r.ms = required_number(obj, "ms", line);
   r.output = optional_string(obj, "output", line);
   r.error = optional_string(obj, "error", line);
+  std::int64_t throttled = 0;
+  if (obj["throttled"].get(throttled) == simdjson::SUCCESS) {
+    if (throttled <= 0) {
+      throw HarnessError("\"throttled\" is there but not positive in: " + r.line);
+    }
+    r.throttled = throttled;
+  }
   return r;
 }
 

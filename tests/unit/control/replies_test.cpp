@@ -28,8 +28,15 @@ TEST_CASE("a status reply reads back as written", "[control][replies]") {
                      2,
                      "",
                      {},
-                     "cannot write results: Input/output error"});
-  s.pools.push_back({"shared", "echo", 2, 0, 0, "continue", 0, "connected", 0, ""});
+                     "cannot write results: Input/output error",
+                     true,
+                     {"a.test", "b \"quoted\""},
+                     12,
+                     3,
+                     {{"a.test", 0, 40, true, false, 0, ""},
+                      {"", 2, 7, false, true, 1500, "2026-12-02T18:00:00.000Z"}}});
+  s.pools.push_back(
+      {"shared", "echo", 2, 0, 0, "continue", 0, "connected", 0, "", false, {}, 0, 0, {}});
   s.batches.push_back({"b1", "shared", 3, 9, 1, false});
   s.batches.push_back({"b\xc3\xa9", "fetch \"eu\"", 9, 9, 0, true});
   s.generation = 4;
@@ -37,8 +44,10 @@ TEST_CASE("a status reply reads back as written", "[control][replies]") {
   CHECK(line.starts_with(R"({"ok":true,"pools":[{"name":"fetch \"eu\"","plugin":"http_fetch",)"
                          R"("workers":50,"busy":7,"queued":1024,"on_error":"cancel_all",)"
                          R"("abandoned":2,)"
-                         R"("storage_error":"cannot write results: Input/output error"},)"));
-  CHECK(line.find(R"("redis":"connected","pending":0})") != std::string::npos);
+                         R"("storage_error":"cannot write results: Input/output error",)"
+                         R"("paused":true,"paused_keys":["a.test","b \"quoted\""],)"
+                         R"("throttles":12,"keys_blocked":3,"keys":[)"));
+  CHECK(line.find(R"("redis":"connected","pending":0,"paused":false)") != std::string::npos);
   CHECK(line.ends_with(R"("generation":4})"
                        "\n"));
   const auto back = read_status(parsed(line));
