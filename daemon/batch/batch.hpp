@@ -40,6 +40,8 @@ class Batch : public BatchCore {
     InputFormat format = InputFormat::kText;
     std::chrono::system_clock::time_point started;
     bool cancel_all = false;
+    /// Its share of the pool's workers against the pool's other batches (`submit --weight`).
+    int weight = 1;
     std::shared_ptr<JobCounters> counters;  ///< the pool's metrics; may be null
     /// Makes the results file durable (fdatasync); tests put a slow or failing one here.
     std::function<int(int fd)> sync_file;

@@ -62,17 +62,28 @@ std::string read_results(const fs::path& file) {
   return data;
 }
 
-std::chrono::system_clock::time_point read_started(const fs::path& dir) {
+// What batch.json says of a batch: when it started, and its weight (1 when it does not say).
+void read_meta(const fs::path& dir, Batch::Info& info) {
+  info.started = std::chrono::system_clock::now();
+  info.weight = 1;
   try {
     auto text = common::read_file(dir / "batch.json");
     simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    if (parser.parse(text).get(doc) != simdjson::SUCCESS) {
+      return;
+    }
     std::int64_t ms = 0;
-    if (parser.parse(text)["started_ms"].get_int64().get(ms) == simdjson::SUCCESS) {
-      return std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+    if (doc["started_ms"].get_int64().get(ms) == simdjson::SUCCESS) {
+      info.started = std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+    }
+    std::int64_t weight = 1;
+    if (doc["weight"].get_int64().get(weight) == simdjson::SUCCESS && weight >= 1 &&
+        weight <= kMaxWeight) {
+      info.weight = static_cast<int>(weight);
     }
   } catch (const std::exception&) {
   }
-  return std::chrono::system_clock::now();
 }
 
 }  // namespace
@@ -115,7 +126,7 @@ std::optional<Batch::Info> PoolSpool::claim(std::string_view name, bool cancel_a
 }
 
 std::optional<Batch::Info> PoolSpool::claim(const fs::path& source, std::string_view name,
-                                            bool cancel_all) const {
+                                            bool cancel_all, int weight) const {
   struct stat st {};
   if (::lstat(source.c_str(), &st) != 0) {
     return std::nullopt;  // already gone (claimed or removed)
@@ -139,6 +150,7 @@ std::optional<Batch::Info> PoolSpool::claim(const fs::path& source, std::string_
   info.format = format_for(std::string(name));
   info.started = std::chrono::system_clock::now();
   info.cancel_all = cancel_all;
+  info.weight = weight;
 
   const auto dir = active() / info.id;
   fs::create_directory(dir);
@@ -149,9 +161,10 @@ std::optional<Batch::Info> PoolSpool::claim(const fs::path& source, std::string_
   meta += R"(,"source":)";
   common::append_json_string(meta, name);
   fmt::format_to(
-      std::back_inserter(meta), R"(,"started_ms":{}}})",
+      std::back_inserter(meta), R"(,"started_ms":{},"weight":{}}})",
       std::chrono::duration_cast<std::chrono::milliseconds>(info.started.time_since_epoch())
-          .count());
+          .count(),
+      weight);
   meta += '\n';
   // batch.json first, the input last: a claim that fails on the way (a full disk) leaves the
   // file in the inbox, to be claimed again. batch.json holds only the start time, and a
@@ -304,7 +317,7 @@ std::vector<PoolSpool::Recovered> PoolSpool::recover(
     r.info.pool_dir = root_;
     r.info.input_name = input_name;
     r.info.format = format_for(input_name);
-    r.info.started = read_started(dir);
+    read_meta(dir, r.info);
     r.info.cancel_all = cancel_all;
 
     const auto results = read_results(dir / "results.jsonl");

@@ -14,6 +14,9 @@
 
 namespace barista::batch {
 
+/// The largest `submit --weight`.
+inline constexpr int kMaxWeight = 1000;
+
 /// Opens a batch's input for reading: never follows a symlink, never waits on a FIFO, and
 /// refuses anything but a regular file. The descriptor, or -1 with `error` set and `fault`
 /// (when given) true if the storage failed (common::is_storage_fault), rather than the file
@@ -42,7 +45,8 @@ class PoolSpool {
   /// The same for a batch named NAME whose input is the file `source` (a submission's durable
   /// temp file): it goes straight to `active/ID/`, never through the inbox.
   [[nodiscard]] std::optional<Batch::Info> claim(const std::filesystem::path& source,
-                                                 std::string_view name, bool cancel_all) const;
+                                                 std::string_view name, bool cancel_all,
+                                                 int weight = 1) const;
   /// Undoes claim() when the batch could not be opened: its input goes back to `source`.
   void unclaim(const Batch::Info& info, const std::filesystem::path& source) const;
 

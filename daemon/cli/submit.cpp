@@ -29,6 +29,7 @@ struct SubmitOptions {
   std::string pool;
   std::string file;
   std::string name;
+  int weight = 1;
   bool wait = false;
 };
 
@@ -113,7 +114,11 @@ Json submit_once(const std::filesystem::path& socket, const SubmitOptions& o,
         count = [counter](std::string_view bytes) { counter->feed(bytes); };
       }
       ControlClient client(socket);
-      client.send_request(request_json("submit", {{"pool", o.pool}, {"name", name}}));
+      const auto weight = std::to_string(o.weight);
+      client.send_request(
+          o.weight == 1
+              ? request_json("submit", {{"pool", o.pool}, {"name", name}})
+              : request_json("submit", {{"pool", o.pool}, {"name", name}, {"weight", weight}}));
       client.send_body(input.fd(), input.label(), count);
       return expect_ok(client, line, "submit");
     } catch (const CliError& e) {
@@ -126,6 +131,9 @@ Json submit_once(const std::filesystem::path& socket, const SubmitOptions& o,
 }
 
 int run_submit(const GlobalOptions& globals, const SubmitOptions& o) {
+  if (o.weight < 1 || o.weight > 1000) {
+    throw CliError(kExitFailed, fmt::format("--weight must be 1 to 1000, not {}", o.weight));
+  }
   const auto name = batch_name(o);
   Input input(o.file);
   const auto socket = socket_of(globals);
@@ -162,7 +170,8 @@ void add_submit(CLI::App& app, const GlobalOptions& globals, Action& action) {
       "baristad stores the batch durably in the spool before answering; the batch id is the "
       "first line printed. With --wait, the batch's summary.json follows when it ends.\n"
       "Exit: 0 accepted (--wait: every job ok); 1 some job failed (--wait); 2 the batch was "
-      "cancelled (--wait); 3 refused (unknown pool, no daemon, unreadable file); 4 accepted, but "
+      "cancelled (--wait), or a --weight out of 1-1000; 3 refused (unknown pool, no daemon, "
+      "unreadable file); 4 accepted, but "
       "the daemon stayed away for $BARISTA_RECONNECT_FOR seconds (default 60) during --wait.");
   cmd->add_option("POOL", o->pool, "the pool that runs the batch")->required();
   cmd->add_option("FILE", o->file, "the batch file, or - to read it from standard input")
@@ -172,6 +181,10 @@ void add_submit(CLI::App& app, const GlobalOptions& globals, Action& action) {
                   "extension) and the format (.jsonl or text). Default: FILE's name; "
                   "`stdin.txt` for -")
       ->type_name("NAME");
+  cmd->add_option("--weight", o->weight,
+                  "its share of the pool's workers against the pool's other batches, 1-1000 "
+                  "(default 1, as a file dropped in the inbox)")
+      ->type_name("N");
   cmd->add_flag("--wait", o->wait,
                 "then wait for the batch to end: live progress on stderr when it is a terminal, "
                 "the summary JSON on stdout");

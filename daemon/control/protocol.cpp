@@ -43,6 +43,8 @@ std::optional<Request> parse_request(std::string_view line, std::string& error) 
       req.name = text;
     } else if (key == "batch") {
       req.batch = text;
+    } else if (key == "weight") {
+      req.weight = std::string(text);
     } else if (key == "key") {
       req.key = std::string(text);
     } else {

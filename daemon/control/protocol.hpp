@@ -39,6 +39,7 @@ struct Request {
   std::string name;
   std::string batch;
   std::optional<std::string> key;  ///< pause, resume: a key of the pool rather than all of it
+  std::string weight;              ///< submit: its weight, in decimal ("" for the default, 1)
   bool summary = false;
 };
 

@@ -184,8 +184,12 @@ class Pool {
   };
   /// A job's key, and whether it holds its key's slot in the gate (to give back when it ends).
   struct Admission {
+    Admission() = default;
+    Admission(const Admission&) = delete;  // `key` may point into `buffer`
+    Admission& operator=(const Admission&) = delete;
     std::string_view key;
     bool gated = false;
+    std::string buffer;  // the key, when worked out from the payload (key: url_host)
   };
   enum class Admit { kStart, kSetAside, kStop };
   /// The key of job `index`: its own, else its payload's URL host under `key: url_host`.

@@ -142,12 +142,12 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
     ++ran;
     // The gate is asked only while something limits, throttles or pauses keys, or for a job it
     // let start already (set aside, then taken back with its slot).
-    std::string key_buffer;
     Admission admission;
+    admission.key = chunk->key(i);
     if (chunk->admitted) {
-      admission = {chunk->key(i), true};
+      admission.gated = true;
     } else if (!gate_.open()) {
-      admission.key = key_of(self->settings->config, *chunk, i, key_buffer);
+      admission.key = key_of(self->settings->config, *chunk, i, admission.buffer);
       const auto admit_as = admit(*chunk, i, admission.key);
       if (admit_as == Admit::kSetAside) {
         continue;
@@ -236,7 +236,10 @@ bool Pool::throttled(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::
                      Admission& admission, JobChunk::Progress& progress, const Verdict& v,
                      Clock::time_point& now) {
   const config::PoolConfig& cfg = self->settings->config;
-  throttles_.fetch_add(1, std::memory_order_relaxed);
+  if (!admission.gated) {
+    // Started while the gate was open: its key was not looked at yet.
+    admission.key = key_of(cfg, chunk, index, admission.buffer);
+  }
   const int streak = gate_.note_throttle(admission.key);
   // No time given: the pool's backoff, doubling with each throttle of the key in a row.
   auto wait = v.throttle->count() > 0 ? *v.throttle : backoff_for(cfg, streak);
@@ -248,6 +251,7 @@ bool Pool::throttled(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::
   ++progress.throttles;
   progress.throttled += wait;
   if (progress.throttled > cfg.max_throttled) {
+    throttles_.fetch_add(1, std::memory_order_relaxed);
     record_result(*self, chunk, index, JobStatus::kFailed, progress.attempts,
                   ms_since(clock_, progress.first_start, now),
                   fmt::format("throttled for longer than max_throttled ({}): {}",
@@ -259,7 +263,8 @@ bool Pool::throttled(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::
   spdlog::debug("pool '{}': job '{}' throttled for {} ms: {}", name_, chunk.id(index), wait.count(),
                 v.text);
   gate_.throttle(admission.key, until);
-  self->writer->flush(chunk, /*patient=*/true);  // the chunk's other results do not wait
+  throttles_.fetch_add(1, std::memory_order_relaxed);  // after: who sees it sees the key wait
+  self->writer->flush(chunk, /*patient=*/true);        // the chunk's other results do not wait
   if (admission.gated) {
     gate_.done(admission.key);
     admission.gated = false;

@@ -50,9 +50,10 @@ class BatchStore {
   virtual ~BatchStore() = default;
 
   /// Stores a batch named `name` whose body was received, durably, in `tmp` (a dot-file in
-  /// the pool's inbox, `bytes` long), and answers with its id or why not. `tmp` is gone after.
+  /// the pool's inbox, `bytes` long) with `weight` (1-1000; fair shares between the batches of
+  /// a spool pool), and answers with its id or why not. `tmp` is gone after.
   virtual void submit(const std::filesystem::path& tmp, const std::string& name,
-                      std::uint64_t bytes, const std::function<bool()>& stopping,
+                      std::uint64_t bytes, int weight, const std::function<bool()>& stopping,
                       control::Connection& conn) = 0;
   /// The batch `id` (a valid id) of this pool, or null when it has none. Throws
   /// StoreUnavailable when the store cannot be asked.

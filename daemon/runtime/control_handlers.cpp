@@ -2,6 +2,7 @@
 // its pools, and a pool's store for its batches (batch_store.hpp).
 #include "daemon/runtime/control_handlers.hpp"
 #include "daemon/batch/job_parser.hpp"
+#include "daemon/batch/spool.hpp"
 #include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
 #include "daemon/control/exit_codes.hpp"
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <memory>
 
@@ -113,6 +115,16 @@ void ControlHandlers::handle_submit(const control::Request& request, control::Co
     conn.write(error_reply(kRefused, fmt::format("invalid batch name '{}'", request.name)));
     return;
   }
+  int weight = 1;
+  if (!request.weight.empty()) {
+    const auto* end = request.weight.data() + request.weight.size();
+    const auto [ptr, ec] = std::from_chars(request.weight.data(), end, weight);
+    if (ec != std::errc() || ptr != end || weight < 1 || weight > batch::kMaxWeight) {
+      conn.write(error_reply(kUnknown, fmt::format("weight must be 1 to {}, not '{}'",
+                                                   batch::kMaxWeight, request.weight)));
+      return;
+    }
+  }
   // Temp file, fsync, rename, fsync the folder: the batch survives a crash once we answer.
   const auto& folders = folders_of(*p);
   const auto tmp = folders.submission_temp();
@@ -168,7 +180,7 @@ void ControlHandlers::handle_submit(const control::Request& request, control::Co
     return;
   }
   store_of(p)->submit(
-      tmp, request.name, bytes, [this] { return daemon_.stopping(); }, conn);
+      tmp, request.name, bytes, weight, [this] { return daemon_.stopping(); }, conn);
 }
 
 void ControlHandlers::handle_pause(const control::Request& request, control::Connection& conn,

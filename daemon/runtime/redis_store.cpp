@@ -208,8 +208,10 @@ class RedisStore final : public BatchStore {
   explicit RedisStore(std::shared_ptr<pool::Pool> pool)
       : pool_(std::move(pool)), redis_{pool_->name(), pool_->settings()} {}
 
+  // A Redis pool's daemons read its stream in order: a weight does not reorder it.
   void submit(const std::filesystem::path& tmp, const std::string& name, std::uint64_t /*bytes*/,
-              const std::function<bool()>& stopping, control::Connection& conn) override {
+              int /*weight*/, const std::function<bool()>& stopping,
+              control::Connection& conn) override {
     submit_to_redis(redis_, tmp, name, stopping, conn);
   }
 

@@ -168,10 +168,10 @@ class SpoolStore final : public BatchStore {
   SpoolStore(std::shared_ptr<pool::Pool> pool, spool::SpoolBackend& spool)
       : pool_(std::move(pool)), spool_(spool) {}
 
-  void submit(const fs::path& tmp, const std::string& name, std::uint64_t bytes,
+  void submit(const fs::path& tmp, const std::string& name, std::uint64_t bytes, int weight,
               const std::function<bool()>& /*stopping*/, control::Connection& conn) override {
     try {
-      const auto id = spool_.accept_submission(tmp, name);
+      const auto id = spool_.accept_submission(tmp, name, weight);
       spdlog::info("pool '{}': batch '{}' submitted ({} bytes)", pool_->name(), id, bytes);
       conn.write(control::to_line(control::SubmitReply{id, pool_->name(), {}}));
     } catch (const std::exception& e) {

@@ -106,7 +106,8 @@ void SpoolBackend::retry_claims() {
 }
 
 std::optional<std::string> SpoolBackend::claim_locked(const std::filesystem::path& source,
-                                                      std::string_view name, bool submitted) {
+                                                      std::string_view name, bool submitted,
+                                                      int weight) {
   if (storage_failing_.load()) {
     return std::nullopt;  // it waits in the inbox: claimed when results can be written again
   }
@@ -122,7 +123,8 @@ std::optional<std::string> SpoolBackend::claim_locked(const std::filesystem::pat
   const bool cancel_all = pool_->settings()->config.on_error == config::OnError::kCancelAll;
   std::optional<batch::Batch::Info> info;
   try {
-    info = submitted ? spool_.claim(source, name, cancel_all) : spool_.claim(name, cancel_all);
+    info =
+        submitted ? spool_.claim(source, name, cancel_all, weight) : spool_.claim(name, cancel_all);
   } catch (const std::system_error& e) {
     if (common::is_storage_fault(e)) {
       // The file waits where it was, claimed at a retry; the claimed batches run on.
@@ -152,8 +154,8 @@ std::optional<std::string> SpoolBackend::claim_locked(const std::filesystem::pat
   return id;
 }
 
-std::string SpoolBackend::accept_submission(const std::filesystem::path& tmp,
-                                            std::string_view name) {
+std::string SpoolBackend::accept_submission(const std::filesystem::path& tmp, std::string_view name,
+                                            int weight) {
   std::lock_guard lock(claim_mutex_);
   if (storage_failing_.load()) {
     // "busy": the CLI tries again for a while (daemon/cli/submit.cpp).
@@ -163,7 +165,7 @@ std::string SpoolBackend::accept_submission(const std::filesystem::path& tmp,
   }
   // Straight from the temp file to active/ID/: the claim's two folder syncs make the new name
   // durable, so the batch skips the inbox (and the inbox's sync) on its way.
-  auto id = claim_locked(tmp, name, /*submitted=*/true);
+  auto id = claim_locked(tmp, name, /*submitted=*/true, weight);
   if (!id) {
     throw std::runtime_error("the submitted batch vanished before it was claimed");
   }

@@ -46,7 +46,7 @@ void SpoolBackend::open_waiting_batches() {
         continue;
       }
       auto b = w.batch;
-      OpenBatch ob{b, nullptr, nullptr, std::move(w.recorded), std::move(w.crashes)};
+      OpenBatch ob{b, nullptr, nullptr, std::move(w.recorded), std::move(w.crashes), 0};
       if (fd < 0) {
         // Gone, or not a regular file any more: the batch ends with the jobs it has.
         spdlog::error("batch '{}' (pool '{}'): cannot open its input {}: {}", b->id(), name_,
@@ -74,8 +74,13 @@ pool::JobChunk* SpoolBackend::next_chunk(std::size_t want) {
   pool::JobChunk* chunk = pool_->take_free_chunk();
   while (chunk->size() == 0 && !open_.empty() && !pool_->stopping()) {
     turn_ %= open_.size();
-    if (feed_one(open_[turn_], *chunk, want)) {
-      ++turn_;
+    auto& open = open_[turn_];
+    if (feed_one(open, *chunk, want)) {
+      // Fair shares: each open batch is read `weight` chunks in a row, then the next one.
+      if (++open.read_in_turn >= open.batch->info().weight) {
+        open.read_in_turn = 0;
+        ++turn_;
+      }
       continue;
     }
     {

@@ -63,7 +63,8 @@ class SpoolBackend final : public pool::Source, public pool::Sink {
   /// Stores a submitted batch named NAME: claims the durable temp file `tmp` (a dot-file in
   /// inbox/) straight into active/ID/, as the inbox file NAME would be. Returns the batch id.
   /// Throws std::system_error or std::runtime_error.
-  std::string accept_submission(const std::filesystem::path& tmp, std::string_view name);
+  std::string accept_submission(const std::filesystem::path& tmp, std::string_view name,
+                                int weight = 1);
 
   // pool::Source: the storage's health, for status and the metrics
   [[nodiscard]] std::string storage_error() const override;
@@ -83,6 +84,7 @@ class SpoolBackend final : public pool::Source, public pool::Sink {
     std::unique_ptr<batch::JobParser> parser;
     std::unordered_map<std::string, std::uint32_t> recorded;  // results an earlier run recorded
     batch::CrashRecords crashes;
+    int read_in_turn = 0;  // chunks read in its current turn: `weight` of them, then the next
   };
   struct Waiting {
     std::shared_ptr<batch::Batch> batch;
@@ -95,7 +97,8 @@ class SpoolBackend final : public pool::Source, public pool::Sink {
                  batch::CrashRecords crashes = {});
   /// Claims the batch NAME whose input is `source` (inbox/NAME, or a submission's temp file).
   std::optional<std::string> claim_locked(const std::filesystem::path& source,
-                                          std::string_view name, bool submitted = false);
+                                          std::string_view name, bool submitted = false,
+                                          int weight = 1);
   /// Claims up to `limit` files waiting in the inbox.
   void claim_from_inbox(std::size_t limit = SIZE_MAX);
   void claimer_loop();

@@ -130,3 +130,51 @@ TEST_CASE("pause a key: its jobs wait, the others run; status names it; resume l
 }
 
 }  // namespace barista::itest::cli
+
+namespace barista::itest::cli {
+
+TEST_CASE("fair shares: a small batch overtakes a large one; weights divide the workers",
+          "[integration][cli][keys]") {
+  Daemon d(pool("slow", "fx_slow", 2, "    queue: 8\n    config:\n      ms: 5ms\n"));
+  d.start();
+  TempDir tmp;
+  std::string big;
+  for (int i = 0; i < 3000; ++i) {
+    big += "x\n";
+  }
+  write_file(tmp.path() / "big.txt", big);
+  write_file(tmp.path() / "heavy.txt", big);
+  write_file(tmp.path() / "small.txt", "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n");
+  REQUIRE(
+      run_cli(with_socket(d, {"submit", "slow", (tmp.path() / "big.txt").string()})).exit_code ==
+      0);
+  REQUIRE(d.wait_until([&] { return results_now(d, "slow", "big").size() >= 50; }, seconds(10)));
+  const auto before = results_now(d, "slow", "big").size();
+  const auto small =
+      run_cli(with_socket(d, {"submit", "--wait", "slow", (tmp.path() / "small.txt").string()}));
+  REQUIRE(small.exit_code == 0);
+  const auto after = results_now(d, "slow", "big").size();
+  INFO("the large batch ran " << after - before << " jobs while the small one ran");
+  CHECK(after - before <= 8 + 2 * 8);  // about one queue's worth (8), and the chunks in hand
+  // A batch of weight 3 beside one of weight 1 gets about three quarters of the workers.
+  REQUIRE(run_cli(with_socket(
+                      d, {"submit", "--weight", "3", "slow", (tmp.path() / "heavy.txt").string()}))
+              .exit_code == 0);
+  REQUIRE(d.wait_until([&] { return results_now(d, "slow", "heavy").size() >= 50; }, seconds(10)));
+  const auto big_from = results_now(d, "slow", "big").size();
+  const auto heavy_from = results_now(d, "slow", "heavy").size();
+  REQUIRE(d.wait_until([&] { return results_now(d, "slow", "heavy").size() >= heavy_from + 600; },
+                       seconds(30)));
+  const double heavy = static_cast<double>(results_now(d, "slow", "heavy").size() - heavy_from);
+  const double light = static_cast<double>(results_now(d, "slow", "big").size() - big_from);
+  INFO("weight 3: " << heavy << " jobs, weight 1: " << light);
+  CHECK(heavy / std::max(light, 1.0) > 2.0);
+  CHECK(heavy / std::max(light, 1.0) < 4.5);
+  // Bad input: --weight out of range.
+  const auto zero = run_cli(
+      with_socket(d, {"submit", "--weight", "0", "slow", (tmp.path() / "small.txt").string()}));
+  CHECK(zero.exit_code == 1);
+  CHECK(zero.err.find("--weight must be 1 to 1000, not 0") != std::string::npos);
+}
+
+}  // namespace barista::itest::cli
