@@ -41,8 +41,9 @@ struct JobChunk {
     bool started = false;  // first_start is set
   };
   Progress progress;
-  bool set_aside = false;  // a KeyGate's one-job chunk
-  bool admitted = false;   // its key's slot is taken for it already (KeyGate::take_ready)
+  std::chrono::steady_clock::time_point queued_at{};  // read (or handed over) to be run
+  bool set_aside = false;                             // a KeyGate's one-job chunk
+  bool admitted = false;  // its key's slot is taken for it already (KeyGate::take_ready)
   // When the worker running this chunk is abandoned, the stuck thread and the pool's monitor
   // both still read the chunk: each adds one when it lets go; the second one deletes it.
   std::atomic<int> shared_owners{0};
@@ -84,6 +85,7 @@ struct JobChunk {
     jobs.clear();
     next = 0;
     progress = {};
+    queued_at = {};
     set_aside = false;
     admitted = false;
     shared_owners.store(0, std::memory_order_relaxed);

@@ -181,6 +181,20 @@ JobChunk* KeyGate::take_ready() {
   return nullptr;
 }
 
+std::optional<std::chrono::steady_clock::time_point> KeyGate::oldest_set_aside() const {
+  if (parked() == 0) {
+    return std::nullopt;
+  }
+  std::optional<std::chrono::steady_clock::time_point> oldest;
+  std::lock_guard lock(mutex_);
+  for (const auto& [name, k] : keys_) {
+    if (!k.waiting.empty() && (!oldest || k.waiting.front()->queued_at < *oldest)) {
+      oldest = k.waiting.front()->queued_at;
+    }
+  }
+  return oldest;
+}
+
 std::vector<JobChunk*> KeyGate::drain() {
   std::vector<JobChunk*> out;
   std::lock_guard lock(mutex_);
@@ -235,6 +249,11 @@ void KeyGate::prune() {
   if (keys_.empty()) {
     update_active();
   }
+}
+
+std::size_t KeyGate::tracked() const {
+  std::lock_guard lock(mutex_);
+  return keys_.size();
 }
 
 std::vector<KeyRow> KeyGate::blocked(std::size_t max) const {

@@ -80,6 +80,8 @@ class KeyGate {
   [[nodiscard]] std::uint64_t parked() const noexcept {
     return parked_.load(std::memory_order_relaxed);
   }
+  /// When the job set aside longest was queued; nullopt when none is.
+  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> oldest_set_aside() const;
   /// Every job set aside, handed back (the pool stops: they run after the next start).
   std::vector<JobChunk*> drain();
   /// Sleeps until a slot frees, a pause or throttle changes, `until`, or `stop()`.
@@ -91,6 +93,8 @@ class KeyGate {
   [[nodiscard]] std::size_t blocked_count() const;
   /// Forgets keys that limit nothing any more (called by the pool's monitor).
   void prune();
+  /// The keys it keeps state for now.
+  [[nodiscard]] std::size_t tracked() const;
 
  private:
   struct Key {

@@ -212,6 +212,7 @@ void Pool::push(JobChunk* chunk) {
 
 void Pool::feed(JobChunk* chunk) {
   queued_.fetch_add(chunk->size(), std::memory_order_relaxed);
+  chunk->queued_at = std::chrono::steady_clock::now();
   try {
     push(chunk);
   } catch (const tbb::user_abort&) {
@@ -354,6 +355,18 @@ PoolStatus Pool::status() const {
   s.throttles = throttles_.load(std::memory_order_relaxed);
   s.keys_blocked = gate_.blocked_count();
   s.set_aside = gate_.parked();
+  // The queue is FIFO: the job at its head has waited no longer than the chunk taken last.
+  const auto now = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration oldest{};
+  if (queued_.load(std::memory_order_relaxed) > s.set_aside) {
+    const auto taken = std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(head_queued_at_ns_.load(std::memory_order_relaxed)));
+    oldest = now - taken;
+  }
+  if (auto aside = gate_.oldest_set_aside()) {
+    oldest = std::max(oldest, now - *aside);
+  }
+  s.oldest_queued_seconds = std::chrono::duration<double>(oldest).count();
   return s;
 }
 

@@ -114,6 +114,8 @@ class Pool {
   [[nodiscard]] std::vector<KeyRow> blocked_keys(std::size_t max) const {
     return gate_.blocked(max);
   }
+  /// The keys the pool keeps state for now (limits, throttles, jobs set aside).
+  [[nodiscard]] std::size_t tracked_keys() const { return gate_.tracked(); }
   /// How many jobs may be set aside past keys that may not start: max(queue, kMinLookahead).
   static constexpr std::size_t kMinLookahead = 1000;
 
@@ -257,6 +259,7 @@ class Pool {
   mutable std::mutex paused_mutex_;  // guards paused_keys_
   std::set<std::string> paused_keys_;
   std::atomic<std::uint64_t> throttles_{0};
+  std::atomic<std::int64_t> head_queued_at_ns_{0};  // queued_at of the chunk taken last
 
   tbb::concurrent_bounded_queue<JobChunk*> queue_;  // only its non-blocking calls are used
   Sleepers idle_;                                   // workers waiting for a chunk

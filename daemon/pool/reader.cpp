@@ -59,6 +59,7 @@ JobChunk* Pool::read_for_worker() {
       break;  // nothing more to read now
     }
     queued_.fetch_add(chunk->size(), std::memory_order_relaxed);
+    chunk->queued_at = std::chrono::steady_clock::now();
     if (own == nullptr) {
       own = chunk;
     } else if (full) {

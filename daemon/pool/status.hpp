@@ -29,6 +29,9 @@ struct PoolStatus {
   std::uint64_t throttles = 0;     ///< throttled attempts, since the pool started
   std::uint64_t keys_blocked = 0;  ///< keys throttled, paused or at their limit now
   std::uint64_t set_aside = 0;     ///< jobs waiting for their key (counted in `queued` too)
+  /// How long the job waiting longest to start has waited (0 when none waits), about: the
+  /// head of the queue, or a job set aside for its key.
+  double oldest_queued_seconds = 0;
 };
 
 /// A batch as `status` shows it.

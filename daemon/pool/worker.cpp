@@ -129,6 +129,10 @@ void Pool::worker_loop(const std::shared_ptr<Worker>& self) {
 }
 
 void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
+  if (!chunk->set_aside) {
+    head_queued_at_ns_.store(chunk->queued_at.time_since_epoch().count(),
+                             std::memory_order_relaxed);
+  }
   // The chunk's jobs leave the queue's count as a whole: one touch of a shared counter.
   queued_.fetch_sub(chunk->size() - chunk->next, std::memory_order_relaxed);
   const auto start = clock_.now();
@@ -224,6 +228,7 @@ bool Pool::set_aside(JobChunk& chunk, std::size_t index, std::string_view key,
   one->batch = chunk.batch;
   one->add(chunk.id(index), chunk.payload(index), chunk.line(index), chunk.tag(index), key);
   one->progress = progress;
+  one->queued_at = chunk.queued_at;
   if (!gate_.park(key, one)) {
     recycle(one);
     return false;

@@ -142,6 +142,18 @@ class Metrics::Collector final : public prometheus::Collectable {
                                 "Storage calls of the pool that failed (each is tried again).",
                                 MetricType::Counter,
                                 {}};
+    MetricFamily throttled{"barista_jobs_throttled_total",
+                           "Attempts throttled (Outcome::throttle, HTTP 429), since the start.",
+                           MetricType::Counter,
+                           {}};
+    MetricFamily keys_blocked{"barista_keys_blocked",
+                              "Keys throttled, paused or at their per_key limit now.",
+                              MetricType::Gauge,
+                              {}};
+    MetricFamily oldest{"barista_oldest_queued_seconds",
+                        "How long the job waiting longest to start has waited, about.",
+                        MetricType::Gauge,
+                        {}};
     MetricFamily durations{
         "barista_job_duration_seconds",
         "Seconds from a job's first attempt to its result (retries and backoff included), "
@@ -158,6 +170,9 @@ class Metrics::Collector final : public prometheus::Collectable {
       add_counter(abandoned, pool, p.status.abandoned);
       add_gauge(storage_failing, pool, p.status.storage_error.empty() ? 0 : 1);
       add_counter(storage_errors, pool, p.status.storage_errors);
+      add_counter(throttled, pool, p.status.throttles);
+      add_gauge(keys_blocked, pool, static_cast<double>(p.status.keys_blocked));
+      add_gauge(oldest, pool, p.status.oldest_queued_seconds);
       if (p.counters == nullptr) {
         continue;
       }
@@ -172,7 +187,7 @@ class Metrics::Collector final : public prometheus::Collectable {
     }
     std::vector<MetricFamily> out;
     for (auto* f : {&jobs, &queued, &workers, &busy, &abandoned, &storage_failing, &storage_errors,
-                    &durations, &batches}) {
+                    &throttled, &keys_blocked, &oldest, &durations, &batches}) {
       // Without pools there are no samples, and a family without samples says nothing.
       if (!f->metric.empty()) {
         out.push_back(std::move(*f));

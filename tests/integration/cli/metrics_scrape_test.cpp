@@ -8,6 +8,7 @@
 
 #include <regex>
 #include <string>
+#include <thread>
 
 namespace barista::itest::cli {
 namespace {
@@ -70,6 +71,35 @@ TEST_CASE("a running baristad serves its metrics", "[integration][cli][metrics]"
   CHECK(sample(text, R"(barista_reloads_total{result="ok"})") == 1);
   CHECK(sample(text, "barista_config_generation") == 2);
   CHECK(sample(text, R"(barista_workers{pool="echo"})") == 3);
+}
+
+TEST_CASE("metrics count throttles, blocked keys and the oldest queued job's age",
+          "[integration][cli][metrics][keys]") {
+  Daemon d(pool("slow", "fx_slow", 1, "    config:\n      ms: 1ms\n"), "metrics: 127.0.0.1:0\n");
+  d.start();
+  REQUIRE(d.wait_log("/metrics", std::chrono::seconds(5)));
+  std::smatch m;
+  const auto log = d.log();
+  REQUIRE(std::regex_search(log, m,
+                            std::regex(R"(metrics: serving (http://127\.0\.0\.1:\d+/metrics))")));
+  const std::string url = m[1];
+  CHECK(sample(scrape(url), R"(barista_jobs_throttled_total{pool="slow"})") == 0);
+  REQUIRE(run_cli(with_socket(d, {"pause", "slow", "--key", "k"})).exit_code == 0);
+  d.drop("slow", "t.jsonl",
+         R"({"id":"t","key":"a","payload":"throttle-50-2"})"
+         "\n"
+         R"({"id":"w","key":"k","payload":"x"})"
+         "\n");
+  REQUIRE(d.wait_until(
+      [&] { return sample(scrape(url), R"(barista_jobs_throttled_total{pool="slow"})") == 2; },
+      std::chrono::seconds(10)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto text = scrape(url);
+  CHECK(sample(text, R"(barista_keys_blocked{pool="slow"})") == 1);  // the paused key
+  CHECK(sample(text, R"(barista_oldest_queued_seconds{pool="slow"})") >= 0.2);
+  REQUIRE(run_cli(with_socket(d, {"resume", "slow", "--key", "k"})).exit_code == 0);
+  d.wait_batch("slow", "t");
+  CHECK(sample(scrape(url), R"(barista_oldest_queued_seconds{pool="slow"})") == 0);
 }
 
 }  // namespace

@@ -194,6 +194,39 @@ TEST_CASE("keys: a paused key holds a million jobs back in bounded memory", "[po
   REQUIRE(e.backend->wait_results(2 * kJobs, milliseconds(120'000)));
 }
 
+TEST_CASE("keys: a million distinct keys cost no memory once their jobs have run", "[pool][keys]") {
+  auto cfg = script_pool(4, 64);
+  cfg.per_key.max_in_flight = 1;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  constexpr int kKeys = 100'000;
+#else
+  constexpr int kKeys = 1'000'000;
+#endif
+  KeyedEngine e(cfg);
+  std::vector<std::string> jobs;
+  jobs.reserve(kKeys);
+  for (int i = 0; i < kKeys; ++i) {
+    jobs.push_back("@key" + std::to_string(i) + " ok:x");
+  }
+  e.backend->add("many", jobs);
+  std::atomic<std::size_t> most{0};
+  std::atomic<bool> done{false};
+  std::thread sampler([&] {
+    while (!done.load()) {
+      most.store(std::max(most.load(), e.pool->tracked_keys()));
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+  });
+  const bool all = e.backend->wait_results(kKeys, milliseconds(120'000));
+  done.store(true);
+  sampler.join();
+  REQUIRE(all);
+  INFO("at most " << most.load() << " keys tracked at once");
+  CHECK(most < static_cast<std::size_t>(kKeys) / 2);
+  // Forgotten at the monitor's next ticks.
+  CHECK(soon([&] { return e.pool->tracked_keys() == 0; }, milliseconds(2000)));
+}
+
 TEST_CASE("keys: a paused pool starts nothing until resumed; running attempts finish",
           "[pool][keys]") {
   KeyedEngine e(script_pool(2, 64));
