@@ -389,3 +389,23 @@ TEST_CASE("an unreadable config file is reported with the reason", "[config]") {
 
 }  // namespace
 }  // namespace barista::config
+
+namespace barista::config {
+namespace {
+
+TEST_CASE("bad key/per_key/max_throttled values name their place", "[config][keys]") {
+  CHECK(error_of(pool_with("    key: host\n")) ==
+        "test.yaml:4:10: pool 'p': key: expected none or url_host, got 'host'");
+  CHECK(error_of(pool_with("    per_key: {burst: 3}\n"))
+            .starts_with("test.yaml:4:15: pool 'p': per_key: unknown key 'burst'"));
+  CHECK(error_of(pool_with("    per_key:\n      max_in_flight: 0\n"))
+            .starts_with("test.yaml:5:22: pool 'p': per_key.max_in_flight:"));
+  CHECK(error_of(pool_with("    per_key: {rate: fast}\n"))
+            .starts_with("test.yaml:4:21: pool 'p': per_key.rate:"));
+  CHECK(error_of(pool_with("    max_throttled: -1s\n"))
+            .starts_with("test.yaml:4:20: pool 'p': max_throttled:"));
+  CHECK(error_of(pool_with("    per_key: 3\n")).starts_with("test.yaml:4:14: pool 'p': per_key"));
+}
+
+}  // namespace
+}  // namespace barista::config
