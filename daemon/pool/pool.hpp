@@ -128,9 +128,17 @@ class Pool {
   void input_ready() { idle_.notify(); }
   /// Wakes every idle worker (to read again, say).
   void wake_all() { idle_.wake_all(); }
-  /// Jobs queued and not yet taken by a worker.
+  /// Jobs queued and not yet taken by a worker (those set aside for their key included).
   [[nodiscard]] std::uint64_t queued() const noexcept {
     return queued_.load(std::memory_order_relaxed);
+  }
+  /// Of them, those in the queue: what the pool's backpressure counts. Jobs set aside for their
+  /// key have a bound of their own (the gate's lookahead), so that a blocked key never stops the
+  /// reading of other keys' jobs.
+  [[nodiscard]] std::uint64_t queued_to_run() const noexcept {
+    const auto all = queued();
+    const auto aside = gate_.parked();
+    return all > aside ? all - aside : 0;
   }
   /// How many jobs a chunk should hold now: about kChunkTargetNs of work.
   [[nodiscard]] std::size_t chunk_size() const;

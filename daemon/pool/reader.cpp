@@ -52,8 +52,8 @@ JobChunk* Pool::read_for_worker() {
     // The pool's backpressure: `queue` jobs, in as many chunks as keep every worker busy. Once
     // they wait, one chunk more is read and kept (so the end of an input is seen as soon as the
     // rest of it is queued), and the next worker to find the queue empty starts with it.
-    const bool full = own != nullptr && (queued_.load(std::memory_order_relaxed) >= queue_jobs_ ||
-                                         queue_.size() >= queue_chunks_);
+    const bool full =
+        own != nullptr && (queued_to_run() >= queue_jobs_ || queue_.size() >= queue_chunks_);
     JobChunk* chunk = source_->next_chunk(chunk_size());
     if (chunk == nullptr) {
       break;  // nothing more to read now

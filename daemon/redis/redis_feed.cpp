@@ -223,7 +223,7 @@ void RedisBackend::feeder_loop() {
         store->ensure_group();
         current = *cfg.redis;
       }
-      const auto queued = pool_->queued();
+      const auto queued = pool_->queued_to_run();
       const std::size_t room = cfg.queue > queued ? cfg.queue - queued : 0;
       if (room == 0) {
         std::this_thread::sleep_for(milliseconds(5));

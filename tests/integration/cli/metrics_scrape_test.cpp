@@ -31,16 +31,21 @@ double sample(const std::string& text, const std::string& series) {
   return std::stod(text.substr(at + series.size() + 2));
 }
 
-TEST_CASE("a running baristad serves its metrics", "[integration][cli][metrics]") {
-  Daemon d(pool("echo", "echo", 2, "    config:\n      fail_on: bad\n"), "metrics: 127.0.0.1:0\n");
-  d.start();
-  // Port 0: the kernel picks one, and the log names it.
+// The URL the daemon serves its metrics at: it listens on port 0 (the kernel picks one), and
+// the log names it.
+std::string metrics_url(Daemon& d) {
   REQUIRE(d.wait_log("/metrics", std::chrono::seconds(5)));
   std::smatch m;
   const auto log = d.log();
   REQUIRE(std::regex_search(log, m,
                             std::regex(R"(metrics: serving (http://127\.0\.0\.1:\d+/metrics))")));
-  const std::string url = m[1];
+  return m[1];
+}
+
+TEST_CASE("a running baristad serves its metrics", "[integration][cli][metrics]") {
+  Daemon d(pool("echo", "echo", 2, "    config:\n      fail_on: bad\n"), "metrics: 127.0.0.1:0\n");
+  d.start();
+  const std::string url = metrics_url(d);
 
   auto text = scrape(url);
   CHECK(sample(text, R"(barista_workers{pool="echo"})") == 2);
@@ -77,12 +82,7 @@ TEST_CASE("metrics count throttles, blocked keys and the oldest queued job's age
           "[integration][cli][metrics][keys]") {
   Daemon d(pool("slow", "fx_slow", 1, "    config:\n      ms: 1ms\n"), "metrics: 127.0.0.1:0\n");
   d.start();
-  REQUIRE(d.wait_log("/metrics", std::chrono::seconds(5)));
-  std::smatch m;
-  const auto log = d.log();
-  REQUIRE(std::regex_search(log, m,
-                            std::regex(R"(metrics: serving (http://127\.0\.0\.1:\d+/metrics))")));
-  const std::string url = m[1];
+  const std::string url = metrics_url(d);
   CHECK(sample(scrape(url), R"(barista_jobs_throttled_total{pool="slow"})") == 0);
   REQUIRE(run_cli(with_socket(d, {"pause", "slow", "--key", "k"})).exit_code == 0);
   d.drop("slow", "t.jsonl",

@@ -22,19 +22,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr milliseconds kWait{10'000};
 
-struct Engine {
-  std::shared_ptr<MemoryBackend> backend = std::make_shared<MemoryBackend>();
-  std::unique_ptr<pool::Pool> pool;
-
-  explicit Engine(const config::PoolConfig& cfg) {
-    script_stats().reset();
-    pool = std::make_unique<pool::Pool>(cfg, script_plugin(), backend, backend);
-    pool->start();
-  }
-  Engine(const Engine&) = delete;
-  Engine& operator=(const Engine&) = delete;
-  ~Engine() { pool->stop(milliseconds(2000)); }
-};
+using Engine = ScriptEngine;
 
 std::vector<std::string> repeat(const std::string& payload, int n) {
   return std::vector<std::string>(static_cast<std::size_t>(n), payload);

@@ -23,19 +23,7 @@ using SteadyTime = std::chrono::steady_clock;
 
 constexpr milliseconds kKeyWait{20'000};
 
-struct KeyedEngine {
-  std::shared_ptr<MemoryBackend> backend = std::make_shared<MemoryBackend>();
-  std::unique_ptr<pool::Pool> pool;
-
-  explicit KeyedEngine(const config::PoolConfig& cfg) {
-    script_stats().reset();
-    pool = std::make_unique<pool::Pool>(cfg, script_plugin(), backend, backend);
-    pool->start();
-  }
-  KeyedEngine(const KeyedEngine&) = delete;
-  KeyedEngine& operator=(const KeyedEngine&) = delete;
-  ~KeyedEngine() { pool->stop(milliseconds(2000)); }
-};
+using KeyedEngine = ScriptEngine;
 
 template <class Done>
 bool soon(Done done, milliseconds limit = kKeyWait) {

@@ -124,4 +124,20 @@ std::atomic<ManualClock*>& script_clock();
 /// A pool config for the scripted plugin.
 config::PoolConfig script_pool(int workers, std::size_t queue = 64);
 
+/// A started pool of the scripted plugin over a MemoryBackend (script_stats() reset first),
+/// stopped with 2 s of grace at the end.
+struct ScriptEngine {
+  std::shared_ptr<MemoryBackend> backend = std::make_shared<MemoryBackend>();
+  std::unique_ptr<pool::Pool> pool;
+
+  explicit ScriptEngine(const config::PoolConfig& cfg) {
+    script_stats().reset();
+    pool = std::make_unique<pool::Pool>(cfg, script_plugin(), backend, backend);
+    pool->start();
+  }
+  ScriptEngine(const ScriptEngine&) = delete;
+  ScriptEngine& operator=(const ScriptEngine&) = delete;
+  ~ScriptEngine() { pool->stop(std::chrono::milliseconds(2000)); }
+};
+
 }  // namespace barista::test
