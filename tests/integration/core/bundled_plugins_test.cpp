@@ -7,7 +7,10 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace barista::itest {
 namespace {
@@ -160,6 +163,55 @@ TEST_CASE("http_fetch: status and size as output, 5xx retried, other 4xx fatal, 
     saved_hello += entry.is_regular_file() && slurp(entry.path()) == "hello" ? 1 : 0;
   }
   CHECK(saved_hello == 1);
+}
+
+// Several sites (servers on their own ports: keys 127.0.0.1:PORT under `key: url_host`), each
+// counting the requests it answers at once; one answers 429 with Retry-After: 1 at first.
+TEST_CASE("http_fetch with key: url_host: per_key holds at each site, a 429 holds only its site",
+          "[integration][bundled][http_fetch][keys]") {
+  std::vector<std::unique_ptr<HttpServer>> sites;
+  for (int i = 0; i < 3; ++i) {
+    sites.push_back(std::make_unique<HttpServer>(
+        std::map<std::string, HttpServer::Response>{{"/page", {200, "page", 40}}}));
+  }
+  HttpServer limited({{"/page", {200, "page", 0, 3, 429, "Retry-After: 1\r\n"}}});
+  Daemon d("");
+  d.set_pools(
+      "  scrape:\n"
+      "    plugin: http_fetch\n"
+      "    workers: 8\n"
+      "    key: url_host\n"
+      "    per_key: {max_in_flight: 2}\n"
+      "    timeout: 5s\n");
+  d.start();
+  std::string urls;
+  for (int n = 0; n < 15; ++n) {
+    for (const auto& site : sites) {
+      urls += site->url("/page") + "\n";
+    }
+    if (n < 3) {
+      urls += limited.url("/page") + "\n";
+    }
+  }
+  d.drop("scrape", "sites.txt", urls);
+  const auto end = d.wait_batch("scrape", "sites", seconds(30));
+  REQUIRE(end.results.size() == 48);
+  std::int64_t throttled = 0;
+  for (const auto& r : end.results) {
+    INFO(r.line);
+    CHECK(r.status == "ok");  // retries is 0: the throttles spent none
+    throttled += r.throttled;
+  }
+  CHECK(throttled == 3);
+  CHECK(limited.hits("/page") == 6);
+  for (const auto& site : sites) {
+    CHECK(site->hits("/page") == 15);
+    CHECK(site->most_in_flight() == 2);  // per_key.max_in_flight, and no fewer at a time
+  }
+  // The throttled site waited a second each time; the others did not wait for it: the batch
+  // took about its three Retry-After seconds, not more.
+  CHECK(end.summary.seconds >= 2.0);
+  CHECK(end.summary.seconds < 8.0);
 }
 
 }  // namespace

@@ -9,9 +9,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 
 namespace barista::itest {
 namespace {
@@ -76,12 +79,20 @@ HttpServer::~HttpServer() {
   const std::uint64_t one = 1;
   (void)!::write(stop_fd_, &one, sizeof one);
   thread_.join();
+  for (auto& t : connections_) {
+    t.join();
+  }
   ::close(listen_fd_);
   ::close(stop_fd_);
 }
 
 std::string HttpServer::url(const std::string& path) const {
   return "http://127.0.0.1:" + std::to_string(port_) + path;
+}
+
+int HttpServer::most_in_flight() const {
+  std::lock_guard lock(mutex_);
+  return most_in_flight_;
 }
 
 int HttpServer::hits(const std::string& path) const {
@@ -104,8 +115,10 @@ void HttpServer::serve() {
     }
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd >= 0) {
-      answer(fd);
-      ::close(fd);
+      connections_.emplace_back([this, fd] {
+        answer(fd);
+        ::close(fd);
+      });
     }
   }
 }
@@ -132,17 +145,30 @@ void HttpServer::answer(int fd) {
                                ? std::string()
                                : request.substr(sp1 + 1, sp2 - sp1 - 1);
   Response response{404, "not found"};
+  std::string headers;
   {
     std::lock_guard lock(mutex_);
-    ++hits_[path];
+    const int hit = ++hits_[path];
     if (auto it = routes_.find(path); it != routes_.end()) {
       response = it->second;
     }
+    if (hit <= response.early_hits) {
+      response.status = response.early_status;
+      headers = response.early_headers;
+    }
+    most_in_flight_ = std::max(most_in_flight_, ++in_flight_);
+  }
+  if (response.delay_ms > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(response.delay_ms));
+  }
+  {
+    std::lock_guard lock(mutex_);
+    --in_flight_;  // before the answer: the client may send its next request at once
   }
   send_all(fd, "HTTP/1.1 " + std::to_string(response.status) + " " + reason_of(response.status) +
                    "\r\nContent-Type: text/plain\r\nContent-Length: " +
-                   std::to_string(response.body.size()) + "\r\nConnection: close\r\n\r\n" +
-                   response.body);
+                   std::to_string(response.body.size()) + "\r\nConnection: close\r\n" + headers +
+                   "\r\n" + response.body);
 }
 
 }  // namespace barista::itest
