@@ -14,8 +14,11 @@
 // hold up its wake-up. Without the privilege it says so on stderr and runs as any process.
 // -realtime=false keeps the normal priority.
 //
-// Usage: slow_http [-delay 10ms] [-realtime=false]   (units ns, us, ms, s; also --delay,
-//        -delay=10ms)
+// -throttle-for D answers 429 with Retry-After: 1 (at once, not after -delay) to every request
+// read in its first D: a site that rate-limits its clients for a while.
+//
+// Usage: slow_http [-delay 10ms] [-throttle-for 0s] [-realtime=false]   (units ns, us, ms, s;
+//        also --delay, -delay=10ms)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -55,6 +58,8 @@ using std::chrono::nanoseconds;
 constexpr std::string_view kResponse =
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 17\r\n\r\n"
     "barista bench ok\n";
+constexpr std::string_view kThrottled =
+    "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n";
 constexpr std::size_t kMaxHead = 16UL * 1024;
 constexpr int kBacklog = 4096;  // the kernel caps it at net.core.somaxconn
 // epoll tags below kFirstConnection; connections count up from it and are never reused, so a
@@ -101,6 +106,7 @@ nanoseconds parse_duration(const std::string& text) {
 
 struct Options {
   nanoseconds delay = std::chrono::milliseconds(10);
+  nanoseconds throttle_for{0};
   bool realtime = true;
 };
 
@@ -115,6 +121,8 @@ Options parse_args(int argc, char** argv) {
       options.delay = parse_duration(argv[++i]);
     } else if (arg.starts_with("-delay=")) {
       options.delay = parse_duration(arg.substr(7));
+    } else if (arg == "-throttle-for" && i + 1 < argc) {
+      options.throttle_for = parse_duration(argv[++i]);
     } else if (arg == "-realtime" || arg == "-realtime=true") {
       options.realtime = true;
     } else if (arg == "-realtime=false") {
@@ -209,7 +217,8 @@ struct Due {
 
 class Server {
  public:
-  explicit Server(nanoseconds delay) : delay_(delay) {}
+  Server(nanoseconds delay, nanoseconds throttle_for)
+      : delay_(delay), throttle_until_(Clock::now() + throttle_for) {}
 
   int listen_and_announce();
   void serve();
@@ -232,6 +241,7 @@ class Server {
   void close_connection(std::uint64_t id);
 
   nanoseconds delay_;
+  Clock::time_point throttle_until_;  // requests read before it are answered 429 at once
   int epoll_ = -1;
   int listener_ = -1;
   int timer_ = -1;
@@ -442,6 +452,7 @@ bool asks_to_close(std::string_view head) {
 
 void Server::parse_requests(std::uint64_t id, Connection& c, Clock::time_point read_at) {
   std::size_t start = 0;
+  bool answered_now = false;  // a throttled answer waits in c.out
   while (c.reading) {
     // Empty lines before a request line are allowed (RFC 9112 §2.2).
     while (start < c.in.size() && (c.in[start] == '\r' || c.in[start] == '\n')) {
@@ -468,6 +479,13 @@ void Server::parse_requests(std::uint64_t id, Connection& c, Clock::time_point r
     if (asks_to_close(std::string_view(c.in).substr(start, end - start))) {
       c.reading = false;
     }
+    if (read_at < throttle_until_) {
+      c.out.append(kThrottled);  // at once: a rate limit answers without doing the work
+      answered_now = true;
+      start = end;
+      c.scanned = end;
+      continue;
+    }
     if (c.pending == 0 && c.idle_since) {
       turnaround_.add(read_at - *c.idle_since);
     }
@@ -483,6 +501,9 @@ void Server::parse_requests(std::uint64_t id, Connection& c, Clock::time_point r
   if (c.reading && c.in.size() > kMaxHead) {
     close_connection(id);  // no head is this long: not a client of this benchmark
     return;
+  }
+  if (answered_now && !flush(id, c)) {
+    return;  // closed
   }
   if (!c.reading) {
     settle(id, c);
@@ -602,7 +623,7 @@ int main(int argc, char** argv) {
   // wake-ups: a web site that answers 10 ms after each request should not add that to every
   // answer, whichever client is measured.
   ::prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-  Server server(options.delay);
+  Server server(options.delay, options.throttle_for);
   server.listen_and_announce();
   server.serve();
   if (server.unreported()) {
