@@ -80,17 +80,23 @@ bool at_eof(int fd, std::chrono::milliseconds timeout) {
   return ::read(fd, &c, 1) == 0;
 }
 
+// A client connected to `loop`, its answer `script`'s, once its first step has arrived; the
+// caller closes it.
+int watched_client(WaitLoop& loop, Script& script) {
+  int sv[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+  loop.add(sv[0], std::make_unique<ScriptWatch>(script));
+  CHECK(read_until(sv[1], "step 1\n", 1000ms) == "step 1\n");
+  return sv[1];
+}
+
 }  // namespace
 
 TEST_CASE("wait loop: progress at each tick, the end at once when woken", "[control]") {
   WaitLoop loop;
-  int sv[2];
-  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
   Script script;
-  loop.add(sv[0], std::make_unique<ScriptWatch>(script));
-  // Asked at once, then at the ticks.
-  CHECK(read_until(sv[1], "step 1\n", 1000ms) == "step 1\n");
-  const auto got = read_until(sv[1], "step 3\n", 2000ms);
+  const int client = watched_client(loop, script);  // asked at once, then at the ticks
+  const auto got = read_until(client, "step 3\n", 2000ms);
   CHECK(got.find("step 3\n") != std::string::npos);
   CHECK(loop.size() == 1);
   script.end = true;
@@ -99,24 +105,21 @@ TEST_CASE("wait loop: progress at each tick, the end at once when woken", "[cont
     std::lock_guard lock(script.mutex);
     script.wake();
   }
-  const auto end = read_until(sv[1], "end\n", 1000ms);
+  const auto end = read_until(client, "end\n", 1000ms);
   CHECK(end.ends_with("end\n"));
   // The wake answered before the next tick could have.
   CHECK(std::chrono::steady_clock::now() - woken_at < WaitLoop::kTick);
-  CHECK(at_eof(sv[1], 1000ms));  // the answer is complete: the connection is closed
+  CHECK(at_eof(client, 1000ms));  // the answer is complete: the connection is closed
   CHECK(script.destroyed);
   CHECK(loop.size() == 0);
-  ::close(sv[1]);
+  ::close(client);
 }
 
 TEST_CASE("wait loop: a client that hangs up is let go, its watch dropped", "[control]") {
   WaitLoop loop;
-  int sv[2];
-  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
   Script script;
-  loop.add(sv[0], std::make_unique<ScriptWatch>(script));
-  CHECK(read_until(sv[1], "step 1\n", 1000ms) == "step 1\n");
-  ::close(sv[1]);
+  const int client = watched_client(loop, script);
+  ::close(client);
   for (int i = 0; i < 100 && !script.destroyed; ++i) {
     std::this_thread::sleep_for(10ms);
   }
@@ -165,13 +168,10 @@ TEST_CASE("wait loop: a client that reads nothing is not sent more, stop says wh
 
 TEST_CASE("wait loop: stop ends every wait with its last words", "[control]") {
   WaitLoop loop;
-  int sv[2];
-  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
   Script script;
-  loop.add(sv[0], std::make_unique<ScriptWatch>(script));
-  CHECK(read_until(sv[1], "step 1\n", 1000ms) == "step 1\n");
+  const int client = watched_client(loop, script);
   loop.stop("stopping\n");
-  CHECK(read_until(sv[1], "stopping\n", 1000ms).ends_with("stopping\n"));
-  CHECK(at_eof(sv[1], 1000ms));
-  ::close(sv[1]);
+  CHECK(read_until(client, "stopping\n", 1000ms).ends_with("stopping\n"));
+  CHECK(at_eof(client, 1000ms));
+  ::close(client);
 }
