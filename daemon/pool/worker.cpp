@@ -142,6 +142,12 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
     if (stopping_.load(std::memory_order_acquire)) {
       break;  // the rest has no result yet: it runs after the next start
     }
+    if (paused_.load(std::memory_order_acquire)) {
+      // `barista pause POOL`: the rest of the chunk in hand waits too (set_paused wakes us).
+      self->writer->flush(*chunk, /*patient=*/true);
+      idle_.wait_until([&] { return !paused_.load() || stopping_.load(); }, kIdleRecheck);
+      continue;
+    }
     const std::size_t i = chunk->next++;
     ++ran;
     // The gate is asked only while something limits, throttles or pauses keys, or for a job it

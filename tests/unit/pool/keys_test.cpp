@@ -230,4 +230,21 @@ TEST_CASE("keys: a paused pool starts nothing until resumed; running attempts fi
   REQUIRE(e.backend->wait_results(11, kKeyWait));
 }
 
+TEST_CASE("keys: a pause holds the rest of the chunks in the workers' hands too", "[pool][keys]") {
+  KeyedEngine e(script_pool(2, 1024));
+  // Quick jobs first: chunks grow to hundreds of jobs. The slow ones behind are read into
+  // chunks that large, seconds of work in each worker's hands.
+  std::vector<std::string> jobs(100'000, "ok:x");
+  jobs.insert(jobs.end(), 2'000, "busy:20");
+  e.backend->add("b1", jobs);
+  REQUIRE(soon([&] { return script_stats().started.load() > 100'010; }));
+  e.pool->set_paused(true, {});
+  std::this_thread::sleep_for(milliseconds(100));  // the attempts running finish
+  const auto at_pause = script_stats().started.load();
+  std::this_thread::sleep_for(milliseconds(300));
+  CHECK(script_stats().started.load() == at_pause);  // nothing new started, chunk in hand or not
+  e.pool->set_paused(false, {});
+  REQUIRE(soon([&] { return script_stats().started.load() > at_pause + 4; }));
+}
+
 }  // namespace barista::test
