@@ -110,6 +110,10 @@ TEST_CASE("wait loop: progress at each tick, the end at once when woken", "[cont
   // The wake answered before the next tick could have.
   CHECK(std::chrono::steady_clock::now() - woken_at < WaitLoop::kTick);
   CHECK(at_eof(client, 1000ms));  // the answer is complete: the connection is closed
+  // The loop lets go of the client just after closing it.
+  for (int i = 0; i < 100 && (!script.destroyed || loop.size() != 0); ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
   CHECK(script.destroyed);
   CHECK(loop.size() == 0);
   ::close(client);
@@ -120,7 +124,7 @@ TEST_CASE("wait loop: a client that hangs up is let go, its watch dropped", "[co
   Script script;
   const int client = watched_client(loop, script);
   ::close(client);
-  for (int i = 0; i < 100 && !script.destroyed; ++i) {
+  for (int i = 0; i < 100 && (!script.destroyed || loop.size() != 0); ++i) {
     std::this_thread::sleep_for(10ms);
   }
   CHECK(script.destroyed);
