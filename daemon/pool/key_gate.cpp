@@ -63,11 +63,19 @@ bool KeyGate::try_start(std::string_view key, Clock::time_point& until, bool beh
     until = blocked.value_or(now);
     return false;
   }
+  take_slot(it->first, k, now);
+  return true;
+}
+
+void KeyGate::take_slot(const std::string& name, Key& k, Clock::time_point now) {
   ++k.in_flight;
-  if (per_key_.rate && !key.empty()) {
+  if (per_key_.rate && !name.empty()) {
     k.next_start = std::max(k.next_start, now) + rate_interval_;
   }
-  return true;
+}
+
+bool KeyGate::holds_up(const std::string& name, const Key& k, Clock::time_point now) const {
+  return blocked_until(name, k, now).has_value() || !k.waiting.empty();
 }
 
 Clock::time_point KeyGate::pace(std::string_view key) {
@@ -122,6 +130,11 @@ void KeyGate::clear_streak(std::string_view key) {
   }
 }
 
+std::set<std::string> KeyGate::paused_keys() const {
+  std::lock_guard lock(mutex_);
+  return paused_;
+}
+
 void KeyGate::set_paused_keys(std::set<std::string> keys) {
   {
     std::lock_guard lock(mutex_);
@@ -169,10 +182,7 @@ JobChunk* KeyGate::take_ready() {
     JobChunk* one = k.waiting.front();
     k.waiting.pop_front();
     parked_.fetch_sub(1, std::memory_order_relaxed);
-    ++k.in_flight;
-    if (per_key_.rate && !name.empty()) {
-      k.next_start = std::max(k.next_start, now) + rate_interval_;
-    }
+    take_slot(name, k, now);
     one->admitted = true;
     return one;
   }
@@ -271,7 +281,7 @@ std::vector<KeyRow> KeyGate::blocked(std::size_t max) const {
     return row;
   };
   for (const auto& [name, k] : keys_) {
-    if (blocked_until(name, k, now) || !k.waiting.empty()) {
+    if (holds_up(name, k, now)) {
       rows.push_back(row_of(name, k));
     }
   }
@@ -303,7 +313,7 @@ std::size_t KeyGate::blocked_count() const {
   std::lock_guard lock(mutex_);
   std::size_t n = 0;
   for (const auto& [name, k] : keys_) {
-    n += blocked_until(name, k, now) || !k.waiting.empty() ? 1 : 0;
+    n += holds_up(name, k, now) ? 1 : 0;
   }
   return n;
 }

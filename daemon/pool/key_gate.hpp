@@ -68,6 +68,7 @@ class KeyGate {
   void clear_streak(std::string_view key);
   /// Sets the paused keys (the pool's own pause is the Pool's).
   void set_paused_keys(std::set<std::string> keys);
+  [[nodiscard]] std::set<std::string> paused_keys() const;
 
   /// Sets a job aside until its key may start: its own one-job chunk (owned here until
   /// take_ready() or drain() hands it back). False when lookahead() jobs are set aside already.
@@ -108,6 +109,10 @@ class KeyGate {
   [[nodiscard]] std::optional<Clock::time_point> blocked_until(const std::string& name,
                                                                const Key& k,
                                                                Clock::time_point now) const;
+  /// Counts an attempt of `k` as started at `now`: its slot, its per_key.rate. Under mutex_.
+  void take_slot(const std::string& name, Key& k, Clock::time_point now);
+  /// `k` holds jobs up: it may not start, or jobs of it are set aside. Under mutex_.
+  [[nodiscard]] bool holds_up(const std::string& name, const Key& k, Clock::time_point now) const;
   void update_active();  // under mutex_
   void changed();        // wakes wait_change() and take_ready()'s fast path
 

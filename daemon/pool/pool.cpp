@@ -299,17 +299,8 @@ void Pool::stop(std::chrono::milliseconds timeout) {
   sink_->close();
 }
 
-std::set<std::string> Pool::paused_keys() const {
-  std::lock_guard lock(paused_mutex_);
-  return paused_keys_;
-}
-
 void Pool::set_paused(bool pool, std::set<std::string> keys) {
   paused_.store(pool, std::memory_order_release);
-  {
-    std::lock_guard lock(paused_mutex_);
-    paused_keys_ = keys;
-  }
   gate_.set_paused_keys(std::move(keys));
   if (!pool) {
     idle_.wake_all();  // workers that waited for the pause to end

@@ -109,7 +109,7 @@ class Pool {
   /// of the `keys`. Running attempts finish. Replaces what was paused before.
   void set_paused(bool pool, std::set<std::string> keys);
   [[nodiscard]] bool paused() const noexcept { return paused_.load(std::memory_order_acquire); }
-  [[nodiscard]] std::set<std::string> paused_keys() const;
+  [[nodiscard]] std::set<std::string> paused_keys() const { return gate_.paused_keys(); }
   /// The keys holding jobs up now, most blocked first (at most `max`), for `status POOL`.
   [[nodiscard]] std::vector<KeyRow> blocked_keys(std::size_t max) const {
     return gate_.blocked(max);
@@ -209,6 +209,11 @@ class Pool {
   /// in the gate, in a chunk of its own, and the worker goes on), kStop (the pool stops, or the
   /// batch was cancelled, while it waited for its key: the lookahead was full).
   Admit admit(JobChunk& chunk, std::size_t index, std::string_view key);
+  /// Waits in place until `key` may start, ahead of its jobs set aside, and takes its slot;
+  /// false (no slot) once `stop()`.
+  bool wait_for_key(std::string_view key, const std::function<bool()>& stop);
+  /// While the pool is paused (`barista pause POOL`), waits; set_paused() wakes it.
+  void wait_while_paused();
   /// Moves job `index` into a one-job chunk the gate keeps until its key may start, with
   /// `progress`. False when the gate holds its lookahead already.
   bool set_aside(JobChunk& chunk, std::size_t index, std::string_view key,
@@ -264,8 +269,6 @@ class Pool {
 
   KeyGate gate_{clock_};  // per-key limits, throttles, paused keys; the jobs set aside there
   std::atomic<bool> paused_{false};  // `barista pause POOL`: no new attempt starts
-  mutable std::mutex paused_mutex_;  // guards paused_keys_
-  std::set<std::string> paused_keys_;
   std::atomic<std::uint64_t> throttles_{0};
   std::atomic<std::int64_t> head_queued_at_ns_{0};  // queued_at of the chunk taken last
 

@@ -102,8 +102,7 @@ void Pool::worker_loop(const std::shared_ptr<Worker>& self) {
         break;
       }
       if (paused_.load(std::memory_order_acquire)) {
-        // `barista pause POOL`: nothing new starts (set_paused() wakes us at the resume).
-        idle_.wait_until([&] { return !paused_.load() || stopping_.load(); }, kIdleRecheck);
+        wait_while_paused();  // nothing new starts
         continue;
       }
       // Jobs set aside for their key first, once it may start: they are older than the queue's.
@@ -143,9 +142,8 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
       break;  // the rest has no result yet: it runs after the next start
     }
     if (paused_.load(std::memory_order_acquire)) {
-      // `barista pause POOL`: the rest of the chunk in hand waits too (set_paused wakes us).
       self->writer->flush(*chunk, /*patient=*/true);
-      idle_.wait_until([&] { return !paused_.load() || stopping_.load(); }, kIdleRecheck);
+      wait_while_paused();  // the rest of the chunk in hand waits too
       continue;
     }
     const std::size_t i = chunk->next++;
@@ -218,14 +216,24 @@ Pool::Admit Pool::admit(JobChunk& chunk, std::size_t index, std::string_view key
   }
   // The gate holds all it may: this job waits for its key here (the one place a blocked key
   // holds a worker up, and what bounds the memory of the jobs looked ahead past it).
-  const auto stop = [&] { return stopping_.load() || chunk.batch->cancelled(); };
+  return wait_for_key(key, [&] { return stopping_.load() || chunk.batch->cancelled(); })
+             ? Admit::kStart
+             : Admit::kStop;
+}
+
+bool Pool::wait_for_key(std::string_view key, const std::function<bool()>& stop) {
+  Clock::time_point until;
   while (!gate_.try_start(key, until, /*behind_waiting=*/false)) {
     if (stop()) {
-      return Admit::kStop;
+      return false;
     }
     gate_.wait_change(until, stop);
   }
-  return Admit::kStart;
+  return true;
+}
+
+void Pool::wait_while_paused() {
+  idle_.wait_until([&] { return !paused_.load() || stopping_.load(); }, kIdleRecheck);
 }
 
 bool Pool::set_aside(JobChunk& chunk, std::size_t index, std::string_view key,
@@ -286,14 +294,8 @@ bool Pool::throttled(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::
   // The gate is full: wait here for the throttle to end, then take the key's slot again.
   const auto stop = [&] { return chunk.batch->cancelled() || discard_.load(); };
   clock_.sleep_until(until, stop);
-  Clock::time_point again;
-  while (!stop()) {  // on stop, run_job sees the cancellation (or the discard) and ends the job
-    if (gate_.try_start(admission.key, again, /*behind_waiting=*/false)) {
-      admission.gated = true;
-      break;
-    }
-    gate_.wait_change(again, stop);
-  }
+  // On stop, run_job sees the cancellation (or the discard) and ends the job.
+  admission.gated = !stop() && wait_for_key(admission.key, stop);
   return false;
 }
 
