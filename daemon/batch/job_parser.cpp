@@ -107,9 +107,8 @@ ParsedJob JobParser::parse_json(const Line& line) {
       return job;
     }
     job.key = std::string_view(key);
-    if (job.key.size() > kMaxKeyBytes) {
-      job.error =
-          fmt::format("\"key\" of {} bytes is longer than {} bytes", job.key.size(), kMaxKeyBytes);
+    if (auto problem = key_problem(job.key)) {
+      job.error = std::move(*problem);
       job.key = {};
       return job;
     }
@@ -127,6 +126,16 @@ ParsedJob JobParser::parse_json(const Line& line) {
   }
   job.valid = true;
   return job;
+}
+
+std::optional<std::string> key_problem(std::string_view key) {
+  if (key.size() > kMaxKeyBytes) {
+    return fmt::format("\"key\" of {} bytes is longer than {} bytes", key.size(), kMaxKeyBytes);
+  }
+  if (!simdjson::validate_utf8(key.data(), key.size())) {
+    return std::string("\"key\" is not valid UTF-8");
+  }
+  return std::nullopt;
 }
 
 }  // namespace barista::batch

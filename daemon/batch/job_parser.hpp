@@ -5,6 +5,7 @@
 #include <simdjson.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -19,6 +20,9 @@ InputFormat format_for(std::string_view file_name);
 
 /// The longest key a JSONL line may give its job.
 inline constexpr std::size_t kMaxKeyBytes = 256;
+
+/// Why `key` cannot be a job's key (longer than kMaxKeyBytes, or not UTF-8); nullopt when it can.
+std::optional<std::string> key_problem(std::string_view key);
 
 /// A line turned into a job, or into the reason it is `invalid`.
 struct ParsedJob {

@@ -24,6 +24,35 @@ void KeyGate::configure(const config::PerKey& per_key, std::size_t lookahead) {
   changed();
 }
 
+void KeyGate::share(std::shared_ptr<SharedKeys> shared) {
+  std::lock_guard lock(mutex_);
+  shared_ = std::move(shared);
+}
+
+bool KeyGate::shared_for(const std::string& name) const {
+  return shared_ && !name.empty() && (per_key_.max_in_flight > 0 || per_key_.rate.has_value());
+}
+
+bool KeyGate::take_shared(const std::string& name, Clock::time_point& until) {
+  config::PerKey limits;
+  {
+    std::lock_guard lock(mutex_);
+    limits = per_key_;
+  }
+  const auto wait = shared_->take(name, limits);
+  const auto now = clock_.now();
+  std::lock_guard lock(mutex_);
+  auto& k = keys_[name];  // kept: its in_flight counts the slot taken before
+  if (!wait) {
+    ++k.shared_held;
+    return true;
+  }
+  --k.in_flight;
+  k.held_until = std::max(k.held_until, now + *wait);
+  until = k.held_until;
+  return false;
+}
+
 std::size_t KeyGate::lookahead() const {
   std::lock_guard lock(mutex_);
   return lookahead_;
@@ -40,6 +69,9 @@ std::optional<Clock::time_point> KeyGate::blocked_until(const std::string& name,
   if (now < k.throttled_until) {
     return k.throttled_until;
   }
+  if (now < k.held_until) {
+    return k.held_until;
+  }
   if (name.empty()) {
     return std::nullopt;  // a job without a key is limited pool-wide only
   }
@@ -54,22 +86,28 @@ std::optional<Clock::time_point> KeyGate::blocked_until(const std::string& name,
 
 bool KeyGate::try_start(std::string_view key, Clock::time_point& until, bool behind_waiting) {
   const auto now = clock_.now();
-  std::lock_guard lock(mutex_);
-  auto it = keys_.try_emplace(std::string(key)).first;
-  auto& k = it->second;
-  // Jobs set aside earlier go first: a new job of the key waits behind them.
-  if (auto blocked = blocked_until(it->first, k, now);
-      blocked || (behind_waiting && !k.waiting.empty())) {
-    until = blocked.value_or(now);
-    return false;
+  std::string name(key);
+  {
+    std::lock_guard lock(mutex_);
+    auto& k = keys_[name];
+    // Jobs set aside earlier go first: a new job of the key waits behind them.
+    if (auto blocked = blocked_until(name, k, now);
+        blocked || (behind_waiting && !k.waiting.empty())) {
+      until = blocked.value_or(now);
+      return false;
+    }
+    take_slot(name, k, now);
+    if (!shared_for(name)) {
+      return true;
+    }
   }
-  take_slot(it->first, k, now);
-  return true;
+  return take_shared(name, until);
 }
 
 void KeyGate::take_slot(const std::string& name, Key& k, Clock::time_point now) {
   ++k.in_flight;
-  if (per_key_.rate && !name.empty()) {
+  // Shared starts are counted by SharedKeys::take() alone: the daemons share one rate.
+  if (per_key_.rate && !name.empty() && !shared_) {
     k.next_start = std::max(k.next_start, now) + rate_interval_;
   }
 }
@@ -80,7 +118,12 @@ bool KeyGate::holds_up(const std::string& name, const Key& k, Clock::time_point 
 
 Clock::time_point KeyGate::pace(std::string_view key) {
   const auto now = clock_.now();
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
+  if (shared_for(std::string(key))) {
+    const auto limits = per_key_;
+    lock.unlock();
+    return now + shared_->pace(key, limits);
+  }
   auto& k = keys_[std::string(key)];
   const auto slot = std::max(k.next_start, now);
   k.next_start = slot + rate_interval_;
@@ -89,6 +132,7 @@ Clock::time_point KeyGate::pace(std::string_view key) {
 
 void KeyGate::done(std::string_view key) {
   bool wake = false;
+  bool give_back = false;
   {
     std::lock_guard lock(mutex_);
     auto it = keys_.find(std::string(key));
@@ -96,7 +140,14 @@ void KeyGate::done(std::string_view key) {
       return;
     }
     --it->second.in_flight;
+    if (it->second.shared_held > 0) {
+      --it->second.shared_held;
+      give_back = true;
+    }
     wake = !it->second.waiting.empty();
+  }
+  if (give_back) {
+    shared_->give_back(key);
   }
   if (wake) {
     look_at_ns_.store(0, std::memory_order_release);
@@ -104,9 +155,13 @@ void KeyGate::done(std::string_view key) {
   }
 }
 
-void KeyGate::throttle(std::string_view key, Clock::time_point until) {
+void KeyGate::throttle(std::string_view key, Clock::time_point until, bool tell_others) {
+  std::shared_ptr<SharedKeys> shared;
   {
     std::lock_guard lock(mutex_);
+    if (tell_others) {
+      shared = shared_;
+    }
     if (key.empty()) {
       pool_throttled_until_ = std::max(pool_throttled_until_, until);
     } else {
@@ -116,6 +171,9 @@ void KeyGate::throttle(std::string_view key, Clock::time_point until) {
     active_.store(true, std::memory_order_release);
   }
   changed();
+  if (shared) {
+    shared->throttle(key, std::max(Clock::duration{}, until - clock_.now()));
+  }
 }
 
 int KeyGate::note_throttle(std::string_view key) {
@@ -165,29 +223,51 @@ bool KeyGate::has_ready() const {
 }
 
 JobChunk* KeyGate::take_ready() {
-  if (!has_ready()) {
-    return nullptr;
-  }
-  const auto now = clock_.now();
-  std::lock_guard lock(mutex_);
-  auto next_look = kNever;
-  for (auto& [name, k] : keys_) {
-    if (k.waiting.empty()) {
-      continue;
+  // A job whose key the other daemons hold all slots of goes back, and the next is looked at:
+  // a few times, then the worker goes on with its queue.
+  constexpr int kTries = 4;
+  for (int tries = 0; tries < kTries && has_ready(); ++tries) {
+    std::string name;
+    JobChunk* one = nullptr;
+    {
+      const auto now = clock_.now();
+      std::lock_guard lock(mutex_);
+      auto next_look = kNever;
+      for (auto& [key, k] : keys_) {
+        if (k.waiting.empty()) {
+          continue;
+        }
+        if (auto blocked = blocked_until(key, k, now)) {
+          next_look = std::min(next_look, *blocked);
+          continue;
+        }
+        one = k.waiting.front();
+        k.waiting.pop_front();
+        parked_.fetch_sub(1, std::memory_order_relaxed);
+        take_slot(key, k, now);
+        if (!shared_for(key)) {
+          one->admitted = true;
+          return one;
+        }
+        name = key;
+        break;
+      }
+      if (one == nullptr) {
+        // Nothing may start: no need to look again before the first block ends (or a slot
+        // frees).
+        look_at_ns_.store(next_look.time_since_epoch().count(), std::memory_order_release);
+        return nullptr;
+      }
     }
-    if (auto blocked = blocked_until(name, k, now)) {
-      next_look = std::min(next_look, *blocked);
-      continue;
+    auto until = kNever;
+    if (take_shared(name, until)) {
+      one->admitted = true;
+      return one;
     }
-    JobChunk* one = k.waiting.front();
-    k.waiting.pop_front();
-    parked_.fetch_sub(1, std::memory_order_relaxed);
-    take_slot(name, k, now);
-    one->admitted = true;
-    return one;
+    std::lock_guard lock(mutex_);
+    keys_[name].waiting.push_front(one);
+    parked_.fetch_add(1, std::memory_order_relaxed);
   }
-  // Nothing may start: no need to look again before the first block ends (or a slot frees).
-  look_at_ns_.store(next_look.time_since_epoch().count(), std::memory_order_release);
   return nullptr;
 }
 
@@ -252,7 +332,7 @@ void KeyGate::prune() {
   std::erase_if(keys_, [&](const auto& entry) {
     const auto& k = entry.second;
     return k.in_flight == 0 && k.waiting.empty() && k.throttled_until <= now &&
-           k.next_start <= now && k.streak == 0;
+           k.next_start <= now && k.held_until <= now && k.streak == 0;
   });
   // In flight on an open gate: a job that started without asking never says done(), so the
   // gate only closes again (active) when it has nothing of its own left to track.
@@ -276,7 +356,8 @@ std::vector<KeyRow> KeyGate::blocked(std::size_t max) const {
     row.in_flight = k.in_flight;
     row.waiting = k.waiting.size();
     row.paused = paused_.contains(name);
-    row.at_limit = per_key_.max_in_flight > 0 && k.in_flight >= per_key_.max_in_flight;
+    row.at_limit = (per_key_.max_in_flight > 0 && k.in_flight >= per_key_.max_in_flight) ||
+                   now < k.held_until;
     row.throttled_until = k.throttled_until > now ? k.throttled_until : Clock::time_point{};
     return row;
   };

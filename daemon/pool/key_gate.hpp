@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -30,6 +31,30 @@ struct KeyRow {
   Clock::time_point throttled_until{};  ///< past: not throttled
 };
 
+/// Per-key state that several daemons share (a pool shared through Redis): `per_key` slots and
+/// starts counted across all of them, and throttles told to the others. The gate calls it from
+/// workers, outside its lock; each call may cross the network.
+class SharedKeys {
+ public:
+  SharedKeys() = default;
+  SharedKeys(const SharedKeys&) = delete;
+  SharedKeys& operator=(const SharedKeys&) = delete;
+  virtual ~SharedKeys() = default;
+
+  /// Takes one of `key`'s slots (`limits.max_in_flight`) and its next start (`limits.rate`)
+  /// across every daemon: nullopt when taken (give it back with give_back()); else how long to
+  /// wait before asking again.
+  virtual std::optional<Clock::duration> take(std::string_view key,
+                                              const config::PerKey& limits) = 0;
+  /// A slot take() gave has been used.
+  virtual void give_back(std::string_view key) = 0;
+  /// `limits.rate` for the retry of a job that holds its key's slot: how long until it may
+  /// start (the start is reserved for it).
+  virtual Clock::duration pace(std::string_view key, const config::PerKey& limits) = 0;
+  /// Tells the other daemons that nothing of `key` (of the pool, for "") starts for `d`.
+  virtual void throttle(std::string_view key, Clock::duration d) = 0;
+};
+
 /// The per-key part of a pool's scheduling: `per_key` limits (attempts of one key at once, and
 /// their rate), throttles (a key, or the whole pool for a job without a key, starts nothing
 /// until a time), and paused keys. A job whose key may not start now is set aside here, and
@@ -45,6 +70,9 @@ class KeyGate {
 
   /// The pool's `per_key` settings and how many jobs may be set aside (start, reload).
   void configure(const config::PerKey& per_key, std::size_t lookahead);
+  /// Counts `per_key` slots and starts, and tells throttles, across daemons too (before the
+  /// pool starts; null: this daemon alone).
+  void share(std::shared_ptr<SharedKeys> shared);
   [[nodiscard]] std::size_t lookahead() const;
   /// Nothing limits, throttles or pauses: jobs start without asking.
   [[nodiscard]] bool open() const noexcept { return !active_.load(std::memory_order_acquire); }
@@ -60,8 +88,9 @@ class KeyGate {
   Clock::time_point pace(std::string_view key);
   /// The attempt that try_start() let start has ended.
   void done(std::string_view key);
-  /// Nothing of `key` (of the whole pool, for "") starts before `until`.
-  void throttle(std::string_view key, Clock::time_point until);
+  /// Nothing of `key` (of the whole pool, for "") starts before `until`; with `tell_others`,
+  /// the daemons sharing the pool are told (a throttle heard from them is not told back).
+  void throttle(std::string_view key, Clock::time_point until, bool tell_others = true);
   /// A throttle of `key` (of the pool, for ""): how many in a row it has had, this one included.
   int note_throttle(std::string_view key);
   /// An attempt of `key` ended without a throttle: the streak starts again.
@@ -103,6 +132,8 @@ class KeyGate {
     Clock::time_point next_start{};  // per_key.rate: the next start slot
     Clock::time_point throttled_until{};
     int streak = 0;                 // throttles in a row
+    Clock::time_point held_until{};  // the shared slots were all taken: ask again then
+    int shared_held = 0;             // slots of SharedKeys among in_flight
     std::deque<JobChunk*> waiting;  // set aside, oldest first
   };
   /// Why `k` may not start at `now`; nullopt when it may. Under mutex_.
@@ -113,6 +144,11 @@ class KeyGate {
   void take_slot(const std::string& name, Key& k, Clock::time_point now);
   /// `k` holds jobs up: it may not start, or jobs of it are set aside. Under mutex_.
   [[nodiscard]] bool holds_up(const std::string& name, const Key& k, Clock::time_point now) const;
+  /// `name`'s starts are counted across daemons too. Under mutex_.
+  [[nodiscard]] bool shared_for(const std::string& name) const;
+  /// After take_slot(): takes the shared slot too, outside the lock. False (and the local slot
+  /// given back, the key held until it may ask again) when the others hold them all.
+  bool take_shared(const std::string& name, Clock::time_point& until);
   void update_active();  // under mutex_
   void changed();        // wakes wait_change() and take_ready()'s fast path
 
@@ -130,6 +166,7 @@ class KeyGate {
   std::unordered_map<std::string, Key> keys_;
   Clock::time_point pool_throttled_until_{};  // a throttle of a job without a key
   std::set<std::string> paused_;
+  std::shared_ptr<SharedKeys> shared_;  // set before the pool starts
 };
 
 }  // namespace barista::pool

@@ -110,6 +110,14 @@ class Pool {
   void set_paused(bool pool, std::set<std::string> keys);
   [[nodiscard]] bool paused() const noexcept { return paused_.load(std::memory_order_acquire); }
   [[nodiscard]] std::set<std::string> paused_keys() const { return gate_.paused_keys(); }
+  /// Counts `per_key` slots and starts, and tells throttles, across the daemons that share the
+  /// pool (set by its source when it is attached, before any worker runs).
+  void share_keys(std::shared_ptr<SharedKeys> shared) { gate_.share(std::move(shared)); }
+  /// A throttle heard from another daemon sharing the pool: nothing of `key` (of the pool, for
+  /// "") starts for `d`.
+  void throttled_elsewhere(std::string_view key, Clock::duration d) {
+    gate_.throttle(key, clock_.now() + d, /*tell_others=*/false);
+  }
   /// The keys holding jobs up now, most blocked first (at most `max`), for `status POOL`.
   [[nodiscard]] std::vector<KeyRow> blocked_keys(std::size_t max) const {
     return gate_.blocked(max);

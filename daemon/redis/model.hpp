@@ -35,6 +35,7 @@ struct Entry {
   std::string batch;             ///< empty when the entry has no `batch` field (then discard() it)
   std::string id;                ///< the job id; the stream id when the entry has no `id` field
   std::string payload;           ///< empty when `malformed` is set
+  std::string key;               ///< the job's own key ("" for none): the `key` field
   std::uint64_t deliveries = 1;  ///< times delivered to a consumer, this time included
   /// Why the entry is not a runnable job ("" when it is): a missing field, or a payload larger
   /// than max_job_bytes. The caller records it as an `invalid` result with this as the error.

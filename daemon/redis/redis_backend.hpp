@@ -22,6 +22,8 @@
 
 namespace barista::redis {
 
+class Client;
+class KeyLeases;
 class Recorder;
 class StreamStore;
 
@@ -46,7 +48,7 @@ class RedisBackend final : public pool::Source, public pool::Sink {
   ~RedisBackend() override;
 
   // pool::Source (redis_feed.cpp)
-  void attach(pool::Pool& pool) override { pool_ = &pool; }
+  void attach(pool::Pool& pool) override;
   void start() override;
   void stop() override;
   void interrupt() override;
@@ -78,6 +80,10 @@ class RedisBackend final : public pool::Source, public pool::Sink {
   std::shared_ptr<RemoteBatch> remote_batch(StreamStore& store, const std::string& id);
   void refresh_remote_batches(StreamStore& store);
   void cancel_listener_loop();
+  /// Applies the pauses and throttles kept in Redis (docs/several-machines.md#keys): at
+  /// connect, and when the pool's keys channel says they changed.
+  void load_shared_state(Client& client, const config::RedisConfig& cfg, bool throttles);
+  void hear_keys_message(Client& client, const config::RedisConfig& cfg, std::string_view payload);
   /// A writer's connection, and the `redis:` settings it was made for.
   struct Connection {
     std::unique_ptr<Recorder> recorder;
@@ -101,6 +107,7 @@ class RedisBackend final : public pool::Source, public pool::Sink {
     std::chrono::steady_clock::time_point last_used;
   };
   std::unordered_map<std::string, KnownBatch> batches_;
+  std::shared_ptr<KeyLeases> leases_;  // per_key slots across daemons; the pool's gate has it
   std::thread feeder_;
   std::thread listener_;
 };

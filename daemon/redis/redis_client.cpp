@@ -227,15 +227,24 @@ TimeoutScope::~TimeoutScope() {
 
 Subscriber::Subscriber(const config::RedisConfig& cfg, std::chrono::milliseconds timeout,
                        std::string channel)
-    : client_(cfg, timeout), channel_(std::move(channel)) {
-  const Reply confirm = client_.command({"SUBSCRIBE", channel_});
-  if (!confirm.is_array() || confirm.size() < 1 || confirm.at(0).str() != "subscribe") {
-    throw RedisError(
-        fmt::format("redis {}: SUBSCRIBE {}: unexpected reply", client_.endpoint(), channel_));
+    : Subscriber(cfg, timeout, std::vector<std::string>{std::move(channel)}) {}
+
+Subscriber::Subscriber(const config::RedisConfig& cfg, std::chrono::milliseconds timeout,
+                       std::vector<std::string> channels)
+    : client_(cfg, timeout), channels_(std::move(channels)) {
+  std::vector<std::string> subscribe{"SUBSCRIBE"};
+  subscribe.insert(subscribe.end(), channels_.begin(), channels_.end());
+  // One confirmation per channel, in order.
+  for (std::size_t i = 0; i < channels_.size(); ++i) {
+    const Reply confirm = i == 0 ? client_.command(subscribe) : client_.read_one();
+    if (!confirm.is_array() || confirm.size() < 1 || confirm.at(0).str() != "subscribe") {
+      throw RedisError(fmt::format("redis {}: SUBSCRIBE {}: unexpected reply", client_.endpoint(),
+                                   channels_[i]));
+    }
   }
 }
 
-std::optional<std::string> Subscriber::buffered_message() {
+std::optional<Subscriber::Message> Subscriber::buffered_message() {
   for (;;) {
     void* out = nullptr;
     if (redisGetReplyFromReader(client_.ctx_.get(), &out) != REDIS_OK) {
@@ -248,13 +257,20 @@ std::optional<std::string> Subscriber::buffered_message() {
     const Reply reply(*static_cast<redisReply*>(out));
     // Anything else (a (un)subscribe confirmation) is not a message to hand out.
     if (reply.is_array() && reply.size() == 3 && reply.at(0).str() == "message" &&
-        reply.at(1).str() == channel_) {
-      return reply.at(2).str();
+        std::find(channels_.begin(), channels_.end(), reply.at(1).str()) != channels_.end()) {
+      return Message{reply.at(1).str(), reply.at(2).str()};
     }
   }
 }
 
 std::optional<std::string> Subscriber::next_message(std::chrono::milliseconds wait) {
+  if (auto m = next(wait)) {
+    return std::move(m->payload);
+  }
+  return std::nullopt;
+}
+
+std::optional<Subscriber::Message> Subscriber::next(std::chrono::milliseconds wait) {
   client_.ensure_connected();
   const auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {

@@ -151,26 +151,36 @@ class TimeoutScope {
 /// nothing but (UN)SUBSCRIBE and PING, hence separate from any Client). Not thread-safe.
 class Subscriber {
  public:
+  /// A message published on one of the channels.
+  struct Message {
+    std::string channel;
+    std::string payload;
+  };
+
   /// Connects as Client does, SUBSCRIBEs to `channel` and waits for the confirmation.
   /// Throws RedisError.
   Subscriber(const config::RedisConfig& cfg, std::chrono::milliseconds timeout,
              std::string channel);
+  /// The same for several channels at once.
+  Subscriber(const config::RedisConfig& cfg, std::chrono::milliseconds timeout,
+             std::vector<std::string> channels);
 
-  /// The payload of the next message published on the channel, or nullopt when none arrived
-  /// within `wait`: poll() on the socket bounds the wait, so a thread that loops on this with
-  /// a short `wait` notices a stop request in time. Throws RedisError when the connection is
-  /// lost.
+  /// The next message published on a channel, or nullopt when none arrived within `wait`:
+  /// poll() on the socket bounds the wait, so a thread that loops on this with a short `wait`
+  /// notices a stop request in time. Throws RedisError when the connection is lost.
+  std::optional<Message> next(std::chrono::milliseconds wait);
+  /// The payload of next(wait).
   std::optional<std::string> next_message(std::chrono::milliseconds wait);
 
   [[nodiscard]] bool connected() const noexcept { return client_.connected(); }
-  [[nodiscard]] const std::string& channel() const noexcept { return channel_; }
+  [[nodiscard]] const std::string& channel() const noexcept { return channels_.front(); }
 
  private:
   // A message already read off the socket, if any, without reading more.
-  std::optional<std::string> buffered_message();
+  std::optional<Message> buffered_message();
 
   Client client_;
-  std::string channel_;
+  std::vector<std::string> channels_;
 };
 
 }  // namespace barista::redis

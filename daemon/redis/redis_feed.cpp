@@ -6,6 +6,7 @@
 // dies leaves its jobs to its own next start (own pending entries first) or to the others
 // (XAUTOCLAIM after claim_after); the delivery count gives up a job that keeps crashing daemons.
 #include "daemon/common/fs.hpp"
+#include "daemon/redis/key_leases.hpp"
 #include "daemon/redis/recorder.hpp"
 #include "daemon/redis/redis_backend.hpp"
 #include "daemon/redis/redis_internal.hpp"
@@ -190,7 +191,7 @@ void RedisBackend::dispatch_entries(StreamStore& store, std::vector<Entry>& entr
         chunk = pool_->take_free_chunk();
         chunk->batch = b;
       }
-      chunk->add(e.id, e.payload, e.deliveries, e.stream_id);
+      chunk->add(e.id, e.payload, e.deliveries, e.stream_id, e.key);
     }
     push_chunk();
   } catch (...) {
@@ -221,6 +222,9 @@ void RedisBackend::feeder_loop() {
         store.reset();
         store = std::make_unique<StreamStore>(*cfg.redis, cfg.max_job_bytes, kRedisTimeout);
         store->ensure_group();
+        leases_->set_redis(*cfg.redis);
+        // The pauses kept in Redis hold before the first job is read (a restart keeps them).
+        load_shared_state(store->client(), *cfg.redis, /*throttles=*/true);
         current = *cfg.redis;
       }
       const auto queued = pool_->queued_to_run();
@@ -272,8 +276,43 @@ void RedisBackend::feeder_loop() {
   }
 }
 
+void RedisBackend::load_shared_state(Client& client, const config::RedisConfig& cfg,
+                                     bool throttles) {
+  const auto pauses = read_pauses(client, cfg.stream);
+  if (pauses.pool != pool_->paused() || pauses.keys != pool_->paused_keys()) {
+    spdlog::warn("pool '{}': {} (as kept in redis)", name_,
+                 pauses.pool ? std::string("paused")
+                 : pauses.keys.empty()
+                     ? std::string("not paused")
+                     : fmt::format("{} key{} paused", pauses.keys.size(),
+                                   pauses.keys.size() == 1 ? "" : "s"));
+    pool_->set_paused(pauses.pool, pauses.keys);
+  }
+  if (throttles) {
+    for (const auto& [key, left] : read_throttles(client, cfg.stream)) {
+      pool_->throttled_elsewhere(key, left);
+    }
+  }
+}
+
+void RedisBackend::hear_keys_message(Client& client, const config::RedisConfig& cfg,
+                                     std::string_view payload) {
+  const auto m = parse_keys_message(payload);
+  switch (m.kind) {
+    case KeysMessage::Kind::kThrottle:
+      pool_->throttled_elsewhere(m.key, m.for_);
+      break;
+    case KeysMessage::Kind::kPauses:
+      load_shared_state(client, cfg, /*throttles=*/false);
+      break;
+    case KeysMessage::Kind::kOther:
+      break;
+  }
+}
+
 void RedisBackend::cancel_listener_loop() {
   std::unique_ptr<Subscriber> subscriber;
+  std::unique_ptr<Client> reader;  // reads what a keys message says changed
   config::RedisConfig current;
   auto backoff = kFirstBackoff;
   while (!pool_->stopping()) {
@@ -281,24 +320,35 @@ void RedisBackend::cancel_listener_loop() {
     try {
       if (!subscriber || current != *settings->config.redis) {
         subscriber.reset();
+        reader.reset();
         current = *settings->config.redis;
-        subscriber =
-            std::make_unique<Subscriber>(current, kRedisTimeout, std::string(kCancelChannel));
+        subscriber = std::make_unique<Subscriber>(
+            current, kRedisTimeout,
+            std::vector<std::string>{std::string(kCancelChannel), keys_channel(current.stream)});
+        reader = std::make_unique<Client>(current, kRedisTimeout);
+        // Subscribed first, then read: a change from now on is heard; one missed while away is
+        // read here.
+        load_shared_state(*reader, current, /*throttles=*/true);
       }
       backoff = kFirstBackoff;
-      const auto id = subscriber->next_message(kReadBlock);
-      if (!id) {
+      const auto message = subscriber->next(kReadBlock);
+      if (!message) {
         continue;
       }
+      if (message->channel != kCancelChannel) {
+        hear_keys_message(*reader, current, message->payload);
+        continue;
+      }
+      const auto& id = message->payload;
       std::shared_ptr<RemoteBatch> b;
       {
         std::lock_guard lock(mutex_);
-        if (auto it = batches_.find(*id); it != batches_.end()) {
+        if (auto it = batches_.find(id); it != batches_.end()) {
           b = it->second.batch;
         }
       }
       if (b && !b->cancelled()) {
-        spdlog::warn("pool '{}': batch '{}' cancelled (from redis)", name_, *id);
+        spdlog::warn("pool '{}': batch '{}' cancelled (from redis)", name_, id);
         b->cancel();
       }
     } catch (const RedisError& e) {

@@ -3,6 +3,7 @@
 // the stream entry acknowledged in one script); a failure is recorded at once, so that under
 // cancel_all it cancels the batch on every daemon. And the backend's life: start, stop, state.
 #include "daemon/redis/recorder.hpp"
+#include "daemon/redis/key_leases.hpp"
 #include "daemon/redis/redis_backend.hpp"
 #include "daemon/redis/redis_internal.hpp"
 
@@ -20,7 +21,14 @@ RedisBackend::RedisBackend(std::string pool, const std::filesystem::path& spool)
 
 RedisBackend::~RedisBackend() { stop(); }
 
+void RedisBackend::attach(pool::Pool& pool) {
+  pool_ = &pool;
+  leases_ = std::make_shared<KeyLeases>(name_, *pool.settings()->config.redis);
+  pool.share_keys(leases_);
+}
+
 void RedisBackend::start() {
+  leases_->start();
   feeder_ = std::thread([this] { feeder_loop(); });
   listener_ = std::thread([this] { cancel_listener_loop(); });
 }
@@ -31,6 +39,9 @@ void RedisBackend::stop() {
   }
   if (listener_.joinable()) {
     listener_.join();
+  }
+  if (leases_) {
+    leases_->stop();
   }
 }
 

@@ -1,5 +1,7 @@
 #include "daemon/redis/stream_store.hpp"
 
+#include "daemon/batch/job_parser.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -52,6 +54,8 @@ std::optional<Entry> parse_entry(const Reply& item, std::uint64_t max_job_bytes)
     } else if (name == "payload") {
       e.payload = value;
       has_payload = true;
+    } else if (name == "key") {
+      e.key = value;
     }
   }
   if (e.batch.empty()) {
@@ -65,9 +69,12 @@ std::optional<Entry> parse_entry(const Reply& item, std::uint64_t max_job_bytes)
   } else if (e.payload.size() > max_job_bytes) {
     e.malformed = fmt::format("payload of {} bytes exceeds max_job_bytes ({})", e.payload.size(),
                               max_job_bytes);
+  } else if (auto bad = batch::key_problem(e.key)) {
+    e.malformed = *bad;
   }
   if (!e.malformed.empty()) {
     e.payload.clear();
+    e.key.clear();
   }
   return e;
 }
@@ -227,15 +234,21 @@ std::string StreamStore::begin_batch(std::string_view wanted_id, std::string_vie
 }
 
 void StreamStore::add_jobs(std::string_view batch,
-                           const std::vector<std::pair<std::string, std::string>>& id_payloads) {
+                           const std::vector<std::pair<std::string, std::string>>& id_payloads,
+                           const std::vector<std::string>& keys) {
   if (id_payloads.empty()) {
     return;
   }
   std::vector<std::vector<std::string>> adds;
   adds.reserve(id_payloads.size());
-  for (const auto& [id, payload] : id_payloads) {
-    adds.push_back({"XADD", recorder_.stream(), "*", "batch", std::string(batch), "id", id,
-                    "payload", payload});
+  for (std::size_t i = 0; i < id_payloads.size(); ++i) {
+    const auto& [id, payload] = id_payloads[i];
+    auto& add = adds.emplace_back(std::vector<std::string>{
+        "XADD", recorder_.stream(), "*", "batch", std::string(batch), "id", id, "payload", payload});
+    if (i < keys.size() && !keys[i].empty()) {
+      add.emplace_back("key");
+      add.push_back(keys[i]);
+    }
   }
   client().pipeline(adds);
 }

@@ -10,6 +10,7 @@
 //     batch    the batch id
 //     id       the job id (a string, unique in the batch)
 //     payload  the job's input
+//     key      the job's key, when its JSONL line gives one (docs/reference.md#keys)
 // Each daemon reads as consumer `cfg.consumer` (stable across restarts): its own pending entries
 // first (after a crash), then new ones; entries another consumer has held longer than
 // `claim_after` are taken over with XAUTOCLAIM. An entry is acknowledged AND deleted (XACK +
@@ -40,6 +41,8 @@
 // failure of a cancel_all batch. Daemons subscribe (Subscriber) and also see the state when they
 // read the record. A cancelled batch still ends when every job has a result (the remaining jobs
 // are recorded as `cancelled` by whoever reads them).
+//
+// Per-key limits, throttles and pauses across the daemons: daemon/redis/key_leases.hpp.
 //
 // The keys of one batch are not under a common hash tag: this assumes one Redis server (or a
 // primary with replicas), not Redis Cluster.
@@ -123,9 +126,11 @@ class StreamStore {
   std::string begin_batch(std::string_view wanted_id, std::string_view pool, bool cancel_all,
                           std::string_view now_iso);
 
-  /// Adds one stream entry per (job id, payload), in order, in one round trip.
+  /// Adds one stream entry per (job id, payload), in order, in one round trip; `keys[i]`, when
+  /// there and not empty, is job i's key.
   void add_jobs(std::string_view batch,
-                const std::vector<std::pair<std::string, std::string>>& id_payloads);
+                const std::vector<std::pair<std::string, std::string>>& id_payloads,
+                const std::vector<std::string>& keys = {});
 
   /// Sets the batch's total; ends the batch at once when every job already has a result (they
   /// all ran before the submission ended, or there are none). Returns true when it ended it.

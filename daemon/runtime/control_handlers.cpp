@@ -10,6 +10,7 @@
 #include "daemon/runtime/backends.hpp"
 #include "daemon/runtime/batch_store.hpp"
 #include "daemon/runtime/pauses.hpp"
+#include "daemon/runtime/redis_control.hpp"
 
 #include "daemon/common/error_text.hpp"
 
@@ -190,27 +191,24 @@ void ControlHandlers::handle_pause(const control::Request& request, control::Con
     conn.write(error_reply(kUnknown, fmt::format("unknown pool '{}'", request.pool)));
     return;
   }
-  bool paused = p->paused();
-  auto keys = p->paused_keys();
   const char* verb = pause ? "paused" : "resumed";
-  if (request.key) {
-    const auto& key = *request.key;
-    if (key.empty() || key.size() > batch::kMaxKeyBytes) {
-      conn.write(error_reply(kUnknown, fmt::format("a key is 1 to {} bytes, not {}",
-                                                   batch::kMaxKeyBytes, key.size())));
-      return;
-    }
-    if (!pause && !keys.contains(key)) {
+  const std::string key = request.key.value_or(std::string());
+  if (request.key && (key.empty() || key.size() > batch::kMaxKeyBytes)) {
+    conn.write(error_reply(kUnknown, fmt::format("a key is 1 to {} bytes, not {}",
+                                                 batch::kMaxKeyBytes, key.size())));
+    return;
+  }
+  try {
+    if (change_pause(*p, pause, key) == PauseChange::kNotPaused) {
       conn.write(error_reply(kUnknown,
                              fmt::format("key '{}' of pool '{}' is not paused", key, p->name())));
       return;
     }
-    pause ? (void)keys.insert(key) : (void)keys.erase(key);
-  } else {
-    paused = pause;
-  }
-  try {
-    save_pauses(*p, paused, keys);
+  } catch (const redis::RedisError& e) {
+    conn.write(error_reply(kRefused, fmt::format("{}cannot save the pause: {}", busy_prefix(EIO),
+                                                 redis_control::redis_problem(
+                                                     p->name(), *p->settings()->config.redis, e))));
+    return;
   } catch (const std::exception& e) {
     conn.write(error_reply(kRefused,
                            fmt::format("{}cannot save the pause: {}", busy_prefix(EIO), e.what())));

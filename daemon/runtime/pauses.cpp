@@ -2,6 +2,7 @@
 
 #include "daemon/common/fs.hpp"
 #include "daemon/common/json.hpp"
+#include "daemon/redis/key_leases.hpp"
 #include "daemon/runtime/backends.hpp"
 
 #include <simdjson.h>
@@ -20,6 +21,9 @@ std::filesystem::path pauses_file(const pool::Pool& pool) {
 }  // namespace
 
 void restore_pauses(pool::Pool& pool) {
+  if (pool.settings()->config.redis) {
+    return;  // kept in Redis: read when the pool connects
+  }
   const auto file = pauses_file(pool);
   std::error_code ec;
   if (!std::filesystem::exists(file, ec)) {
@@ -57,6 +61,8 @@ void restore_pauses(pool::Pool& pool) {
   }
 }
 
+namespace {
+
 void save_pauses(pool::Pool& pool, bool paused, const std::set<std::string>& keys) {
   std::string text = paused ? R"({"pool":true,"keys":[)" : R"({"pool":false,"keys":[)";
   bool first = true;
@@ -68,6 +74,37 @@ void save_pauses(pool::Pool& pool, bool paused, const std::set<std::string>& key
   text += "]}\n";
   common::write_file_durably(pauses_file(pool), text);
   pool.set_paused(paused, keys);
+}
+
+constexpr auto kRedisTimeout = std::chrono::milliseconds(2000);
+
+}  // namespace
+
+PauseChange change_pause(pool::Pool& pool, bool pause, const std::string& key) {
+  const auto settings = pool.settings();
+  if (const auto& redis = settings->config.redis) {
+    // One change at a time in Redis (a set), so that two daemons pausing two keys at once
+    // keep both; then this daemon applies what Redis holds, as the others do when told.
+    redis::Client client(*redis, kRedisTimeout);
+    const bool changed = redis::change_pause(client, redis->stream, pause, key);
+    if (!pause && !key.empty() && !changed) {
+      return PauseChange::kNotPaused;
+    }
+    const auto now = redis::read_pauses(client, redis->stream);
+    pool.set_paused(now.pool, now.keys);
+    return PauseChange::kDone;
+  }
+  bool paused = pool.paused();
+  auto keys = pool.paused_keys();
+  if (key.empty()) {
+    paused = pause;
+  } else if (pause) {
+    keys.insert(key);
+  } else if (keys.erase(key) == 0) {
+    return PauseChange::kNotPaused;
+  }
+  save_pauses(pool, paused, keys);
+  return PauseChange::kDone;
 }
 
 }  // namespace barista::runtime

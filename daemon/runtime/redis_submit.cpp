@@ -66,6 +66,7 @@ class RedisSubmission {
       if (job.valid) {
         group_bytes_ += job.id.size() + job.payload.size();
         group_.emplace_back(job.id, job.payload);
+        group_keys_.emplace_back(job.key);
       } else {
         add_invalid(job.id, job.error);
       }
@@ -127,9 +128,10 @@ class RedisSubmission {
       invalid_group_.clear();
     }
     if (!group_.empty()) {
-      store_.add_jobs(id_, group_);
+      store_.add_jobs(id_, group_, group_keys_);
       added_ += group_.size();
       group_.clear();
+      group_keys_.clear();
     }
     group_bytes_ = 0;
   }
@@ -158,6 +160,7 @@ class RedisSubmission {
   const batch::InputFormat format_;
   std::unordered_set<std::string> ids_;  // JSONL only: text ids are line numbers, all distinct
   std::vector<std::pair<std::string, std::string>> group_;
+  std::vector<std::string> group_keys_;  // group_[i]'s key, "" for none
   std::vector<Invalid> invalid_group_;
   std::size_t group_bytes_ = 0;
   std::unique_ptr<redis::Recorder> recorder_;
