@@ -356,8 +356,8 @@ std::vector<KeyRow> KeyGate::blocked(std::size_t max) const {
     row.in_flight = k.in_flight;
     row.waiting = k.waiting.size();
     row.paused = paused_.contains(name);
-    row.at_limit = (per_key_.max_in_flight > 0 && k.in_flight >= per_key_.max_in_flight) ||
-                   now < k.held_until;
+    row.at_limit =
+        (per_key_.max_in_flight > 0 && k.in_flight >= per_key_.max_in_flight) || now < k.held_until;
     row.throttled_until = k.throttled_until > now ? k.throttled_until : Clock::time_point{};
     return row;
   };

@@ -131,10 +131,10 @@ class KeyGate {
     int in_flight = 0;
     Clock::time_point next_start{};  // per_key.rate: the next start slot
     Clock::time_point throttled_until{};
-    int streak = 0;                 // throttles in a row
+    int streak = 0;                  // throttles in a row
     Clock::time_point held_until{};  // the shared slots were all taken: ask again then
     int shared_held = 0;             // slots of SharedKeys among in_flight
-    std::deque<JobChunk*> waiting;  // set aside, oldest first
+    std::deque<JobChunk*> waiting;   // set aside, oldest first
   };
   /// Why `k` may not start at `now`; nullopt when it may. Under mutex_.
   [[nodiscard]] std::optional<Clock::time_point> blocked_until(const std::string& name,

@@ -116,9 +116,8 @@ microseconds rate_interval(const config::PerKey& limits) {
   if (!limits.rate || limits.rate->count == 0) {
     return microseconds(0);
   }
-  return std::max(microseconds(1),
-                  std::chrono::duration_cast<microseconds>(limits.rate->per) /
-                      static_cast<microseconds::rep>(limits.rate->count));
+  return std::max(microseconds(1), std::chrono::duration_cast<microseconds>(limits.rate->per) /
+                                       static_cast<microseconds::rep>(limits.rate->count));
 }
 
 long long to_number(const std::string& text) {
@@ -129,9 +128,7 @@ long long to_number(const std::string& text) {
 
 }  // namespace
 
-std::string keys_channel(std::string_view stream) {
-  return fmt::format("barista:keys:{}", stream);
-}
+std::string keys_channel(std::string_view stream) { return fmt::format("barista:keys:{}", stream); }
 
 SharedPauses read_pauses(Client& client, std::string_view stream) {
   SharedPauses out;
@@ -204,7 +201,9 @@ struct KeyLeases::Connection {
 };
 
 KeyLeases::KeyLeases(std::string pool, config::RedisConfig redis)
-    : pool_(std::move(pool)), member_suffix_(fmt::format("/{}/", ::getpid())), redis_(std::move(redis)) {}
+    : pool_(std::move(pool)),
+      member_suffix_(fmt::format("/{}/", ::getpid())),
+      redis_(std::move(redis)) {}
 
 void KeyLeases::set_redis(const config::RedisConfig& redis) {
   std::lock_guard lock(mutex_);
@@ -254,14 +253,15 @@ auto KeyLeases::with_connection(Fn&& fn)
 
 void KeyLeases::note_down(const std::string& why) {
   if (!down_.exchange(true, std::memory_order_relaxed)) {
-    spdlog::error("pool '{}': per-key limits cannot be counted in redis ({}): keys with limits "
-                  "start nothing until it answers",
-                  pool_, why);
+    spdlog::error(
+        "pool '{}': per-key limits cannot be counted in redis ({}): keys with limits "
+        "start nothing until it answers",
+        pool_, why);
   }
 }
 
 std::optional<KeyLeases::Clock::duration> KeyLeases::take(std::string_view key,
-                                               const config::PerKey& limits) {
+                                                          const config::PerKey& limits) {
   const auto cfg = redis();
   const auto member = cfg.consumer + member_suffix_ +
                       std::to_string(next_member_.fetch_add(1, std::memory_order_relaxed));
@@ -270,7 +270,8 @@ std::optional<KeyLeases::Clock::duration> KeyLeases::take(std::string_view key,
     return c.take.run(
         c.client,
         {slots_key(cfg.stream, key), next_key(cfg.stream, key), throttled_key(cfg.stream)},
-        {member, std::to_string(limits.max_in_flight), std::to_string(rate_interval(limits).count()),
+        {member, std::to_string(limits.max_in_flight),
+         std::to_string(rate_interval(limits).count()),
          std::to_string(std::max<long long>(lease.count(), 1000)), std::string(key)});
   });
   if (!reply) {
@@ -365,18 +366,16 @@ std::size_t KeyLeases::held() const {
 void KeyLeases::renew_loop() {
   for (;;) {
     const auto cfg = redis();
-    const auto every = std::clamp<Clock::duration>(cfg.claim_after / 3,
-                                                   std::chrono::milliseconds(50),
-                                                   std::chrono::seconds(10));
+    const auto every = std::clamp<Clock::duration>(
+        cfg.claim_after / 3, std::chrono::milliseconds(50), std::chrono::seconds(10));
     std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
     {
       std::unique_lock lock(mutex_);
       if (stop_cv_.wait_for(lock, every, [&] { return stopping_; })) {
         return;
       }
-      const auto lease = std::to_string(
-          std::max<long long>(std::chrono::duration_cast<microseconds>(cfg.claim_after).count(),
-                              1000));
+      const auto lease = std::to_string(std::max<long long>(
+          std::chrono::duration_cast<microseconds>(cfg.claim_after).count(), 1000));
       for (const auto& [key, members] : held_) {
         for (const auto& member : members) {
           calls.push_back({{slots_key(cfg.stream, key)}, {lease, member}});

@@ -62,7 +62,7 @@ std::vector<std::pair<std::string, std::chrono::microseconds>> read_throttles(
 struct KeysMessage {
   enum class Kind { kThrottle, kPauses, kOther };
   Kind kind = Kind::kOther;
-  std::string key;                 ///< kThrottle
+  std::string key;                   ///< kThrottle
   std::chrono::microseconds for_{};  ///< kThrottle
 };
 KeysMessage parse_keys_message(std::string_view payload);

@@ -281,11 +281,10 @@ void RedisBackend::load_shared_state(Client& client, const config::RedisConfig& 
   const auto pauses = read_pauses(client, cfg.stream);
   if (pauses.pool != pool_->paused() || pauses.keys != pool_->paused_keys()) {
     spdlog::warn("pool '{}': {} (as kept in redis)", name_,
-                 pauses.pool ? std::string("paused")
-                 : pauses.keys.empty()
-                     ? std::string("not paused")
-                     : fmt::format("{} key{} paused", pauses.keys.size(),
-                                   pauses.keys.size() == 1 ? "" : "s"));
+                 pauses.pool           ? std::string("paused")
+                 : pauses.keys.empty() ? std::string("not paused")
+                                       : fmt::format("{} key{} paused", pauses.keys.size(),
+                                                     pauses.keys.size() == 1 ? "" : "s"));
     pool_->set_paused(pauses.pool, pauses.keys);
   }
   if (throttles) {

@@ -2,8 +2,8 @@
 // records them in one round trip on its own connection (Recorder: result stored, counted and
 // the stream entry acknowledged in one script); a failure is recorded at once, so that under
 // cancel_all it cancels the batch on every daemon. And the backend's life: start, stop, state.
-#include "daemon/redis/recorder.hpp"
 #include "daemon/redis/key_leases.hpp"
+#include "daemon/redis/recorder.hpp"
 #include "daemon/redis/redis_backend.hpp"
 #include "daemon/redis/redis_internal.hpp"
 

@@ -243,8 +243,9 @@ void StreamStore::add_jobs(std::string_view batch,
   adds.reserve(id_payloads.size());
   for (std::size_t i = 0; i < id_payloads.size(); ++i) {
     const auto& [id, payload] = id_payloads[i];
-    auto& add = adds.emplace_back(std::vector<std::string>{
-        "XADD", recorder_.stream(), "*", "batch", std::string(batch), "id", id, "payload", payload});
+    auto& add = adds.emplace_back(std::vector<std::string>{"XADD", recorder_.stream(), "*", "batch",
+                                                           std::string(batch), "id", id, "payload",
+                                                           payload});
     if (i < keys.size() && !keys[i].empty()) {
       add.emplace_back("key");
       add.push_back(keys[i]);

@@ -194,8 +194,8 @@ void ControlHandlers::handle_pause(const control::Request& request, control::Con
   const char* verb = pause ? "paused" : "resumed";
   const std::string key = request.key.value_or(std::string());
   if (request.key && (key.empty() || key.size() > batch::kMaxKeyBytes)) {
-    conn.write(error_reply(kUnknown, fmt::format("a key is 1 to {} bytes, not {}",
-                                                 batch::kMaxKeyBytes, key.size())));
+    conn.write(error_reply(
+        kUnknown, fmt::format("a key is 1 to {} bytes, not {}", batch::kMaxKeyBytes, key.size())));
     return;
   }
   try {
