@@ -50,6 +50,9 @@ bool KeyGate::take_shared(const std::string& name, Clock::time_point& until) {
   --k.in_flight;
   k.held_until = std::max(k.held_until, now + *wait);
   until = k.held_until;
+  // A worker that looked at the key's jobs set aside while this slot was counted saw it at its
+  // limit (not before a slot frees): they are to be looked at again.
+  look_at_ns_.store(0, std::memory_order_release);
   return false;
 }
 
@@ -267,6 +270,7 @@ JobChunk* KeyGate::take_ready() {
     std::lock_guard lock(mutex_);
     keys_[name].waiting.push_front(one);
     parked_.fetch_add(1, std::memory_order_relaxed);
+    look_at_ns_.store(0, std::memory_order_release);  // as above: back, it is to be looked at
   }
   return nullptr;
 }
