@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace barista::redis {
@@ -25,6 +26,7 @@ namespace barista::redis {
 class Client;
 class KeyLeases;
 class Recorder;
+class Script;
 class StreamStore;
 
 /// A batch of a pool shared through Redis, as this daemon sees it: its results and counts live
@@ -96,6 +98,12 @@ class RedisBackend final : public pool::Source, public pool::Sink {
               bool patient);
   void note_redis_down(const std::string& why);
   void note_redis_up();
+  /// The stream entries this daemon holds (queued, waiting for their key, running): their
+  /// idle time in Redis is reset every claim_after / 3, so that only a silent daemon's entries
+  /// are taken over, however long they wait here or run (docs/several-machines.md).
+  void hold(const std::vector<std::string>& stream_ids);
+  void let_go(const pool::JobChunk& chunk, const std::vector<Gathered>* only = nullptr);
+  void keep_held(Client& client, Script& keep, const config::RedisConfig& cfg);
 
   const std::string name_;
   batch::PoolSpool spool_;
@@ -107,6 +115,8 @@ class RedisBackend final : public pool::Source, public pool::Sink {
     std::chrono::steady_clock::time_point last_used;
   };
   std::unordered_map<std::string, KnownBatch> batches_;
+  std::mutex held_mutex_;  // guards held_
+  std::unordered_set<std::string> held_;
   std::shared_ptr<KeyLeases> leases_;  // per_key slots across daemons; the pool's gate has it
   std::thread feeder_;
   std::thread listener_;

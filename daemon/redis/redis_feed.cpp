@@ -10,6 +10,7 @@
 #include "daemon/redis/recorder.hpp"
 #include "daemon/redis/redis_backend.hpp"
 #include "daemon/redis/redis_internal.hpp"
+#include "daemon/redis/script.hpp"
 #include "daemon/redis/stream_store.hpp"
 
 #include <algorithm>
@@ -160,11 +161,19 @@ void RedisBackend::dispatch_entries(StreamStore& store, std::vector<Entry>& entr
     if (chunk == nullptr) {
       return;
     }
+    // Held before a worker can have it (its result lets the entries go again).
+    std::vector<std::string> held;
+    held.reserve(chunk->size());
+    for (std::size_t i = 0; i < chunk->size(); ++i) {
+      held.emplace_back(chunk->tag(i));
+    }
+    hold(held);
     try {
       pool_->feed(chunk);
     } catch (const tbb::user_abort&) {
       // Stopping: the entries stay pending in Redis, and nothing more is pushed (the queue was
       // aborted once: a later push would wait for workers that have left).
+      let_go(*chunk);
       pool_->recycle(chunk);
       chunk = nullptr;
       throw;
@@ -200,6 +209,73 @@ void RedisBackend::dispatch_entries(StreamStore& store, std::vector<Entry>& entr
     }
     throw;
   }
+}
+
+void RedisBackend::hold(const std::vector<std::string>& stream_ids) {
+  if (stream_ids.empty()) {
+    return;
+  }
+  std::lock_guard lock(held_mutex_);
+  held_.insert(stream_ids.begin(), stream_ids.end());
+}
+
+void RedisBackend::let_go(const pool::JobChunk& chunk, const std::vector<Gathered>* only) {
+  std::lock_guard lock(held_mutex_);
+  if (only == nullptr) {
+    for (std::size_t i = 0; i < chunk.size(); ++i) {
+      held_.erase(std::string(chunk.tag(i)));
+    }
+    return;
+  }
+  for (const auto& r : *only) {
+    held_.erase(std::string(chunk.tag(r.index)));
+  }
+}
+
+namespace {
+
+// Resets the idle time of the entries (ARGV[3..]) still pending for this consumer (ARGV[2]) of
+// group ARGV[1] on stream KEYS[1], leaving the delivery count as it is (JUSTID). An entry
+// another daemon took over meanwhile is left to it. Returns how many were kept.
+constexpr const char* kKeepScript = R"lua(
+local kept = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    kept = kept + 1
+  end
+end
+return kept
+)lua";
+
+}  // namespace
+
+void RedisBackend::keep_held(Client& client, Script& keep, const config::RedisConfig& cfg) {
+  // One script call per this many entries: each ends well within the connection's timeout.
+  constexpr std::size_t kPerCall = 500;
+  std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
+  {
+    std::lock_guard lock(held_mutex_);
+    std::vector<std::string> args;
+    for (const auto& id : held_) {
+      if (args.empty()) {
+        args = {cfg.group, cfg.consumer};
+      }
+      args.push_back(id);
+      if (args.size() == kPerCall + 2) {
+        calls.emplace_back(std::vector<std::string>{cfg.stream}, std::move(args));
+        args.clear();
+      }
+    }
+    if (!args.empty()) {
+      calls.emplace_back(std::vector<std::string>{cfg.stream}, std::move(args));
+    }
+  }
+  if (calls.empty()) {
+    return;
+  }
+  keep.run_many(client, calls);
 }
 
 void RedisBackend::feeder_loop() {
@@ -314,6 +390,8 @@ void RedisBackend::cancel_listener_loop() {
   std::unique_ptr<Client> reader;  // reads what a keys message says changed
   config::RedisConfig current;
   auto backoff = kFirstBackoff;
+  auto next_keep = Clock::now();
+  Script keep(kKeepScript);
   while (!pool_->stopping()) {
     const auto settings = pool_->settings();
     try {
@@ -330,6 +408,12 @@ void RedisBackend::cancel_listener_loop() {
         load_shared_state(*reader, current, /*throttles=*/true);
       }
       backoff = kFirstBackoff;
+      if (Clock::now() >= next_keep) {
+        keep_held(*reader, keep, current);
+        next_keep =
+            Clock::now() + std::clamp<Clock::duration>(current.claim_after / 3, milliseconds(50),
+                                                       std::chrono::seconds(10));
+      }
       const auto message = subscriber->next(kReadBlock);
       if (!message) {
         continue;

@@ -112,6 +112,14 @@ bool RedisBackend::record(Connection& conn, const pool::JobChunk& chunk,
   if (results.empty()) {
     return true;
   }
+  // Recorded or not, this daemon lets the entries go: not recorded, they run again (here after
+  // a restart, or elsewhere once claim_after has passed).
+  struct LetGo {
+    RedisBackend& backend;
+    const pool::JobChunk& chunk;
+    const std::vector<Gathered>& results;
+    ~LetGo() { backend.let_go(chunk, &results); }
+  } let_go{*this, chunk, results};
   const auto settings = pool_->settings();
   const auto& cfg = settings->config;
   std::vector<Entry> entries(results.size());

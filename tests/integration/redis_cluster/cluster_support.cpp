@@ -56,6 +56,7 @@ std::string pool_yaml(const PoolOptions& options, const std::string& url,
   if (!options.plugin_config.empty()) {
     y += "    config: " + options.plugin_config + "\n";
   }
+  y += options.extra;
   y += "    redis:\n";
   y += "      url: " + url + "\n";
   y += "      consumer: " + consumer + "\n";

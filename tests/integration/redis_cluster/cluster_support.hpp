@@ -39,6 +39,7 @@ struct PoolOptions {
   int max_crashes = 2;
   std::string claim_after = "1s";
   std::string plugin_config = "{delay: 1ms}";  ///< the `config:` flow map; "" for none
+  std::string extra;  ///< more lines of the pool's section, each "    key: value\n"
 };
 
 /// A pool running on three daemons that all have the same options.
