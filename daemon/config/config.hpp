@@ -33,6 +33,9 @@ struct Rate {
 /// Where a job's key comes from when its JSONL line gives none.
 enum class KeySource { kNone, kUrlHost };
 
+/// Where a pool's processors run: in the daemon's worker threads, or in worker processes.
+enum class Isolation { kThread, kProcess };
+
 /// A pool's `per_key:` section: limits that hold for every key separately.
 struct PerKey {
   int max_in_flight = 0;  ///< attempts of one key running at once; 0: no limit
@@ -75,7 +78,10 @@ struct PoolConfig {
   KeySource key = KeySource::kNone;
   PerKey per_key;
   milliseconds max_throttled{3'600'000};  ///< a job's total throttled time before it fails
-  PluginConfig plugin_config;             ///< the `config:` map
+  /// `process` for `isolation: process`, and always for `plugin: exec`.
+  Isolation isolation = Isolation::kThread;
+  std::optional<std::uint64_t> memory_max;  ///< a worker process's address space, bytes
+  PluginConfig plugin_config;               ///< the `config:` map
   std::optional<RedisConfig> redis;
 
   Location location;         ///< of the pool's name

@@ -23,7 +23,8 @@ bool same_pool(const PoolConfig& a, const PoolConfig& b) {
          a.max_backoff == b.max_backoff && a.timeout == b.timeout && a.rate == b.rate &&
          a.max_job_bytes == b.max_job_bytes && a.max_crashes == b.max_crashes &&
          a.redis == b.redis && a.key == b.key && a.per_key == b.per_key &&
-         a.max_throttled == b.max_throttled &&
+         a.max_throttled == b.max_throttled && a.isolation == b.isolation &&
+         a.memory_max == b.memory_max &&
          same_values(a.plugin_config.root(), b.plugin_config.root());
 }
 

@@ -15,10 +15,13 @@ namespace {
 using Kind = YamlNode::Kind;
 using std::chrono::milliseconds;
 
-constexpr std::array<std::string_view, 16> kPoolKeys = {
-    "plugin",      "workers", "queue",   "on_error",     "retries",       "backoff",
-    "max_backoff", "timeout", "rate",    "config",       "max_job_bytes", "max_crashes",
-    "redis",       "key",     "per_key", "max_throttled"};
+constexpr std::array<std::string_view, 18> kPoolKeys = {
+    "plugin",      "workers", "queue",   "on_error",      "retries",       "backoff",
+    "max_backoff", "timeout", "rate",    "config",        "max_job_bytes", "max_crashes",
+    "redis",       "key",     "per_key", "max_throttled", "isolation",     "memory_max"};
+constexpr std::array<std::string_view, 2> kIsolationValues = {"thread", "process"};
+// Below this no worker process starts (the dynamic loader and libc alone map more).
+constexpr std::uint64_t kMinMemoryMax = 16ULL << 20;
 constexpr std::array<std::string_view, 2> kPerKeyKeys = {"max_in_flight", "rate"};
 constexpr std::array<std::string_view, 2> kKeyValues = {"none", "url_host"};
 constexpr std::array<std::string_view, 6> kRedisKeys = {"url",      "stream",      "group",
@@ -202,6 +205,12 @@ void read_setting(Validator& v, PoolConfig& pool, const YamlNode& key_node, cons
     }
   } else if (key == "per_key") {
     pool.per_key = read_per_key(v, value, pool.name);
+  } else if (key == "isolation") {
+    if (auto isolation = v.choice(value, label, kIsolationValues)) {
+      pool.isolation = *isolation == "process" ? Isolation::kProcess : Isolation::kThread;
+    }
+  } else if (key == "memory_max") {
+    pool.memory_max = v.size(value, label, kMinMemoryMax);
   } else if (key == "max_throttled") {
     pool.max_throttled = v.duration(value, label, milliseconds(1)).value_or(pool.max_throttled);
   } else if (key == "config") {
@@ -250,6 +259,14 @@ PoolConfig read_pool(Validator& v, const YamlNode& name, const YamlNode& body,
   });
   if (!has_plugin) {
     v.error(name, fmt::format("{}missing required key 'plugin'", where));
+  }
+  if (pool.plugin == "exec") {
+    pool.isolation = Isolation::kProcess;  // its program is a worker process by nature
+  }
+  if (pool.memory_max && pool.isolation != Isolation::kProcess) {
+    v.error(name, fmt::format("{}memory_max caps worker processes: it needs isolation: process "
+                              "(or plugin: exec)",
+                              where));
   }
   return pool;
 }

@@ -198,10 +198,15 @@ InPlaceLoads& in_place_loads() {
 
 }  // namespace
 
-std::shared_ptr<const PluginLibrary> PluginLibrary::open(const std::filesystem::path& file,
-                                                         const std::filesystem::path& cache_dir) {
-  std::string who = file.stem().string();
-  const auto bytes = read_plugin_file(who, file);
+namespace {
+
+// Reads and checks the file: its owner and mode, its manifest and ABI. Sets the name, version
+// and digest; returns the bytes, and in `who` the name to speak of the plugin by.
+std::vector<std::uint8_t> check_plugin_file(const std::filesystem::path& file, std::string& who,
+                                            std::string& name, std::string& version,
+                                            std::string& digest) {
+  who = file.stem().string();
+  auto bytes = read_plugin_file(who, file);
 
   auto manifest = read_elf_manifest(bytes);
   if (auto* problem = std::get_if<ManifestProblem>(&manifest)) {
@@ -217,12 +222,41 @@ std::shared_ptr<const PluginLibrary> PluginLibrary::open(const std::filesystem::
   if (m.abi != kSdkAbi) {
     refuse(who, file, fmt::format("built for SDK ABI {}, baristad speaks {}", m.abi, kSdkAbi));
   }
+  name = m.name;
+  version = m.version;
+  digest = sha256_hex(bytes);
+  return bytes;
+}
 
+}  // namespace
+
+std::shared_ptr<const PluginLibrary> PluginLibrary::inspect(const std::filesystem::path& file) {
   std::shared_ptr<PluginLibrary> lib(new PluginLibrary());
+  std::string who;
+  check_plugin_file(file, who, lib->name_, lib->version_, lib->digest_);
   lib->path_ = file;
-  lib->name_ = m.name;
-  lib->version_ = m.version;
-  lib->digest_ = sha256_hex(bytes);
+  return lib;
+}
+
+std::shared_ptr<const PluginLibrary> PluginLibrary::hosted(const PluginLibrary& like,
+                                                           MakeProcessor make,
+                                                           std::shared_ptr<WorkerHealth> health) {
+  std::shared_ptr<PluginLibrary> lib(new PluginLibrary());
+  lib->path_ = like.path_;
+  lib->name_ = like.name_;
+  lib->version_ = like.version_;
+  lib->digest_ = like.digest_;
+  lib->make_ = std::move(make);
+  lib->health_ = std::move(health);
+  return lib;
+}
+
+std::shared_ptr<const PluginLibrary> PluginLibrary::open(const std::filesystem::path& file,
+                                                         const std::filesystem::path& cache_dir) {
+  std::shared_ptr<PluginLibrary> lib(new PluginLibrary());
+  std::string who;
+  const auto bytes = check_plugin_file(file, who, lib->name_, lib->version_, lib->digest_);
+  lib->path_ = file;
 
   if (cache_dir.empty()) {
     in_place_loads().check(who, file, lib->digest_);
@@ -261,8 +295,15 @@ std::shared_ptr<const PluginLibrary> PluginLibrary::built_in(std::string name, s
 
 ProcessorHandle PluginLibrary::create(const PluginConfig& config) const {
   std::unique_ptr<Processor> processor;
+  if (!make_ && factory_ == nullptr) {
+    refuse(name_, path_, "not loaded in the daemon (its processors run in worker processes)");
+  }
   try {
-    factory_(config, processor);
+    if (make_) {
+      processor = make_(config);
+    } else {
+      factory_(config, processor);
+    }
   } catch (const ConfigError& e) {
     // Rethrow a copy made here: the plugin's exception object (its vtable, its destructor) is
     // code of the plugin, which may be unloaded before the caller's handler runs.

@@ -1,10 +1,13 @@
 #pragma once
 
+#include "daemon/plugin/worker_health.hpp"
+
 #include <barista/sdk.hpp>
 
 #include <boost/dll/shared_library.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -62,6 +65,18 @@ class PluginLibrary : public std::enable_shared_from_this<PluginLibrary> {
   static std::shared_ptr<const PluginLibrary> built_in(std::string name, std::string version,
                                                        FactoryFunction* factory);
 
+  /// Checks the plugin at `file` as open() does (the file, its manifest, its ABI) and computes
+  /// its digest, without loading it: for a plugin whose processors run in worker processes.
+  /// Its create() refuses; see hosted(). Throws PluginError.
+  static std::shared_ptr<const PluginLibrary> inspect(const std::filesystem::path& file);
+
+  /// Makes processors with `make` (processors that run their jobs in worker processes), under
+  /// the name, version, path and digest of `like` (an inspect()ed plugin, or one built in).
+  /// `health` is shared by them all (status and metrics read it).
+  using MakeProcessor = std::function<std::unique_ptr<Processor>(const PluginConfig&)>;
+  static std::shared_ptr<const PluginLibrary> hosted(const PluginLibrary& like, MakeProcessor make,
+                                                     std::shared_ptr<WorkerHealth> health);
+
   /// Calls the plugin's factory. Throws barista::ConfigError as the plugin threw it (it carries
   /// the key's location), PluginError for anything else.
   [[nodiscard]] ProcessorHandle create(const PluginConfig& config) const;
@@ -72,6 +87,8 @@ class PluginLibrary : public std::enable_shared_from_this<PluginLibrary> {
   [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
   /// SHA-256 of the file's contents, lowercase hex.
   [[nodiscard]] const std::string& digest() const noexcept { return digest_; }
+  /// The worker processes' health when its processors run in them (hosted()), else null.
+  [[nodiscard]] const std::shared_ptr<WorkerHealth>& health() const noexcept { return health_; }
 
   PluginLibrary(const PluginLibrary&) = delete;
   PluginLibrary& operator=(const PluginLibrary&) = delete;
@@ -86,6 +103,8 @@ class PluginLibrary : public std::enable_shared_from_this<PluginLibrary> {
   std::string digest_;
   boost::dll::shared_library library_;
   FactoryFunction* factory_ = nullptr;
+  MakeProcessor make_;  // hosted(): used instead of factory_
+  std::shared_ptr<WorkerHealth> health_;
 };
 
 }  // namespace barista::plugin

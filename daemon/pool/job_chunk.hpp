@@ -34,8 +34,9 @@ struct JobChunk {
   /// A job the pool's KeyGate set aside (a one-job chunk) carries where it had got to: it goes
   /// on from there when its key may start again.
   struct Progress {
-    int attempts = 0;                                 // run so far, throttled ones included
-    int throttles = 0;                                // of them, throttled
+    int attempts = 0;   // run so far, throttled ones included
+    int throttles = 0;  // of them, throttled
+    int crashes = 0;    // of them, ended by their worker process's crash (isolation: process)
     std::chrono::steady_clock::duration throttled{};  // time told to wait, all throttles
     std::chrono::steady_clock::time_point first_start{};
     bool started = false;  // first_start is set

@@ -199,6 +199,7 @@ class Pool {
     std::string text;
     bool retryable = true;
     std::optional<std::chrono::milliseconds> throttle;  // Outcome::throttle(): wait this long
+    bool crashed = false;  // its worker process crashed (plugin::WorkerCrash): charged a crash
   };
   /// A job's key, and whether it holds its key's slot in the gate (to give back when it ends).
   struct Admission {
@@ -236,13 +237,18 @@ class Pool {
   /// `ended`: when the attempt returned.
   static Verdict judge(std::optional<Outcome>& outcome, std::string& thrown,
                        const config::PoolConfig& cfg, Clock::time_point deadline,
-                       Clock::time_point ended);
+                       Clock::time_point ended, bool crashed);
   /// Runs one attempt of job `index` with the worker's processor and judges it (`verdict`);
   /// kDiscarded when the pool's stop timed out meanwhile, kAbandoned when the monitor gave up
   /// on the worker.
   Ran attempt_once(Worker& self, JobChunk& chunk, std::size_t index, int attempt,
                    Clock::time_point first_start, Clock::time_point attempt_start,
-                   Verdict& verdict);
+                   std::string_view key, Verdict& verdict);
+  /// Charges job `index` the crash of its worker process (`v.crashed`): true when that ended
+  /// the job (max_crashes reached: its result recorded; or the pool stops: none), false when
+  /// it is to run again.
+  bool charge_crash(Worker& self, JobChunk& chunk, std::size_t index, JobChunk::Progress& progress,
+                    const Verdict& v, Clock::time_point now);
   /// Runs a job to its result: attempts, retries with backoff, the rate, cancellation. False
   /// when the worker was abandoned. `now`: the clock when the job starts; on return, when it
   /// ended.

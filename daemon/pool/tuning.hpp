@@ -21,6 +21,10 @@ inline constexpr std::size_t kMaxChunkBytes = 256UL * 1024;
 inline constexpr std::size_t kMaxOpenBatches = 4;
 inline constexpr auto kMonitorTick = std::chrono::milliseconds(50);
 inline constexpr auto kAbandonGrace = std::chrono::seconds(1);
+// A processor that runs its jobs in a worker process ends an overrun itself (a cancel message,
+// SIGTERM 1 s later, SIGKILL 2 s after that): its worker is abandoned only past this, a safety
+// net that should never be reached.
+inline constexpr auto kHostedAbandonGrace = std::chrono::seconds(15);
 // Batches claimed ahead of the workers at most; more wait in the inbox. Each claimed batch
 // holds a descriptor and some memory: a flood of files must not take them all.
 inline constexpr std::size_t kMaxClaimed = 1024;

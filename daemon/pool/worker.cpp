@@ -319,9 +319,12 @@ void Pool::hand_over_failure(Worker& self, const JobChunk& chunk, bool patient) 
 
 Pool::Verdict Pool::judge(std::optional<Outcome>& outcome, std::string& thrown,
                           const config::PoolConfig& cfg, Clock::time_point deadline,
-                          Clock::time_point ended) {
+                          Clock::time_point ended, bool crashed) {
   Verdict v;
-  if (!outcome) {
+  if (crashed) {
+    v.crashed = true;
+    v.text = std::move(thrown);
+  } else if (!outcome) {
     v.text = thrown.empty() ? std::string("the processor threw an exception") : std::move(thrown);
   } else if (cfg.timeout && ended > deadline) {
     v.status = JobStatus::kTimeout;
@@ -347,25 +350,35 @@ Pool::Verdict Pool::judge(std::optional<Outcome>& outcome, std::string& thrown,
 
 Pool::Ran Pool::attempt_once(Worker& self, JobChunk& chunk, std::size_t index, int attempt,
                              Clock::time_point first_start, Clock::time_point attempt_start,
-                             Verdict& verdict) {
+                             std::string_view key, Verdict& verdict) {
   const config::PoolConfig& cfg = self.settings->config;
   const auto deadline = cfg.timeout ? attempt_start + *cfg.timeout : Clock::time_point::max();
+  // A worker process's processor ends its overruns itself: the monitor waits longer for it.
+  const bool hosted = self.settings->library->health() != nullptr;
+  const auto abandon_at = deadline == Clock::time_point::max() || !hosted
+                              ? deadline
+                              : deadline + std::chrono::duration_cast<Clock::duration>(
+                                               tuning::kHostedAbandonGrace - tuning::kAbandonGrace);
   // What the monitor reads if this attempt gets stuck, published before it starts.
   self.chunk = &chunk;
   self.index = index;
   self.attempt = attempt;
   self.first_start = first_start;
-  self.deadline_ns.store(deadline.time_since_epoch().count(), std::memory_order_relaxed);
+  self.deadline_ns.store(abandon_at.time_since_epoch().count(), std::memory_order_relaxed);
   self.state.store(Worker::kRunning, std::memory_order_release);
 
   Context ctx(&chunk.batch->cancel_token(), deadline);
-  const Job job{chunk.id(index), chunk.payload(index), attempt};
+  const Job job{chunk.id(index), chunk.payload(index), attempt, key};
   std::optional<Outcome> outcome;
   std::string thrown;
+  bool crashed = false;
   // Marked while it runs (a crash journal): if the daemon dies now, the next start knows.
   self.writer->running(chunk, index);
   try {
     outcome.emplace(self.processor->process(ctx, job));
+  } catch (const plugin::WorkerCrash& e) {
+    crashed = true;
+    thrown = e.what();
   } catch (const std::exception& e) {
     thrown = e.what();
   } catch (...) {
@@ -380,8 +393,29 @@ Pool::Ran Pool::attempt_once(Worker& self, JobChunk& chunk, std::size_t index, i
   if (discard_.load(std::memory_order_relaxed)) {
     return Ran::kDiscarded;
   }
-  verdict = judge(outcome, thrown, cfg, deadline, clock_.now());
+  verdict = judge(outcome, thrown, cfg, deadline, clock_.now(), crashed);
   return Ran::kJudged;
+}
+
+bool Pool::charge_crash(Worker& self, JobChunk& chunk, std::size_t index,
+                        JobChunk::Progress& progress, const Verdict& v, Clock::time_point now) {
+  // Its worker process died with it (it ran alone there): a crash, not a failure; the job runs
+  // again, in a new process, until it has crashed max_crashes times.
+  if (stopping_.load(std::memory_order_relaxed)) {
+    return true;  // stopped with the daemon: no result, the job runs after the next start
+  }
+  const int max_crashes = self.settings->config.max_crashes;
+  ++progress.crashes;
+  if (progress.crashes >= max_crashes) {
+    record_result(self, chunk, index, JobStatus::kFailed, progress.attempts,
+                  ms_since(clock_, progress.first_start, now),
+                  fmt::format("crashed its worker {} times: {}", progress.crashes, v.text),
+                  progress.throttles);
+    return true;
+  }
+  spdlog::warn("pool '{}': job '{}' of batch '{}' crashed its worker ({} of max_crashes {}): {}",
+               name_, chunk.id(index), chunk.batch->id(), progress.crashes, max_crashes, v.text);
+  return false;
 }
 
 bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
@@ -435,7 +469,12 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
       self->slot_key.assign(admission.key);
     }
     Verdict v;
-    switch (attempt_once(*self, chunk, index, attempt, first_start, attempt_start, v)) {
+    // The job's key as the processor sees it (Job::key): worked out here when the gate did not.
+    std::string key_buffer;
+    const auto key = admission.gated || !admission.key.empty()
+                         ? admission.key
+                         : key_of(settings.config, chunk, index, key_buffer);
+    switch (attempt_once(*self, chunk, index, attempt, first_start, attempt_start, key, v)) {
       case Ran::kAbandoned:
         return false;
       case Ran::kDiscarded:
@@ -449,6 +488,12 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
                     progress.throttles);
       return true;
     }
+    if (v.crashed) {
+      if (charge_crash(*self, chunk, index, progress, v, now)) {
+        return true;
+      }
+      continue;
+    }
     if (v.throttle) {
       if (throttled(self, chunk, index, admission, progress, v, now)) {
         return true;
@@ -460,8 +505,9 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     }
     const config::PoolConfig& cfg = settings.config;
     // Throttled attempts spend no retry.
-    if (v.status != JobStatus::kOk && v.retryable && attempt - progress.throttles <= cfg.retries) {
-      const auto delay = backoff_for(cfg, attempt - progress.throttles);
+    const int tries = attempt - progress.throttles - progress.crashes;
+    if (v.status != JobStatus::kOk && v.retryable && tries <= cfg.retries) {
+      const auto delay = backoff_for(cfg, tries);
       spdlog::debug("pool '{}': job '{}' of batch '{}' attempt {} {}: {}; retrying in {} ms", name_,
                     chunk.id(index), batch.id(), attempt, batch::to_string(v.status), v.text,
                     delay.count());

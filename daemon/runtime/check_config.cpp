@@ -2,6 +2,7 @@
 
 #include "daemon/config/config_loader.hpp"
 #include "daemon/plugin/plugin_registry.hpp"
+#include "daemon/runtime/pool_plan.hpp"
 
 #include <barista/plugin_config.hpp>
 
@@ -16,8 +17,11 @@ namespace {
 std::optional<config::ConfigIssue> check_pool(plugin::PluginRegistry& registry,
                                               const config::PoolConfig& pool) {
   try {
-    auto library = registry.load(pool.plugin);
-    auto processor = library->create(pool.plugin_config);
+    auto library = library_for(pool, registry, nullptr);
+    // Hosted: library_for() started a worker, which made one in its process.
+    if (!library->health()) {
+      auto processor = library->create(pool.plugin_config);
+    }
     return std::nullopt;
   } catch (const ConfigError& e) {
     // The plugin knows which key is wrong and where its value is; a key that is missing has no

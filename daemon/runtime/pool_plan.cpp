@@ -1,6 +1,7 @@
 #include "daemon/runtime/pool_plan.hpp"
 
 #include "daemon/config/config_diff.hpp"
+#include "daemon/isolation/hosting.hpp"
 #include "daemon/runtime/backends.hpp"
 
 #include <fmt/format.h>
@@ -33,6 +34,25 @@ std::string describe_change(const config::PoolConfig& a, const config::PoolConfi
 
 }  // namespace
 
+std::shared_ptr<const plugin::PluginLibrary> library_for(
+    const config::PoolConfig& pc, plugin::PluginRegistry& registry,
+    const std::shared_ptr<const plugin::PluginLibrary>& current) {
+  if (pc.isolation != config::Isolation::kProcess) {
+    return registry.load(pc.plugin);
+  }
+  const bool exec = pc.plugin == isolation::kExecPlugin;
+  const auto file = exec ? std::filesystem::path() : registry.resolve(pc.plugin);
+  auto library = isolation::hosted_library(pc, file);
+  // The same file, hosted the same way: the running workers are kept (a reload restarts
+  // processes only when something of theirs changed).
+  if (current && current->health() && current->path() == library->path() &&
+      current->digest() == library->digest() && current->name() == library->name()) {
+    return current;
+  }
+  isolation::check_worker_start(pc, *library);
+  return library;
+}
+
 std::string located(const config::Location& where, const std::string& message) {
   if (where.line == 0) {
     return fmt::format("{}: {}", where.file, message);
@@ -57,7 +77,16 @@ std::vector<PoolPlan> plan_pools(const config::DaemonConfig& next,
             "a reload cannot move a pool between the spool and redis: remove the pool in one "
             "reload and add it back in the next");
       }
-      plan.library = registry.load(pc.plugin);
+      const auto& running_library = it == current.end() ? nullptr : it->second->settings()->library;
+      // Hosted processors are made with the pool's settings (its command, its memory_max):
+      // settings that change make a new library.
+      const bool hosting_changed =
+          it != current.end() && (it->second->settings()->config.isolation != pc.isolation ||
+                                  it->second->settings()->config.memory_max != pc.memory_max);
+      plan.library = library_for(pc, registry, hosting_changed ? nullptr : running_library);
+      if (plan.library->health()) {
+        plan.library->health()->try_again();  // a reload tries workers that died at start again
+      }
       if (it == current.end()) {
         plan.kind = PoolPlan::Kind::kAdd;
         plan.pool = make_pool(pc, plan.library, next.spool, running);

@@ -38,6 +38,15 @@ std::vector<PoolPlan> plan_pools(const config::DaemonConfig& next,
                                  const std::shared_ptr<batch::RunningJobs>& running,
                                  std::vector<std::string>& errors);
 
+/// The library a pool's processors come from: its plugin loaded (isolation: thread), or, for
+/// isolation: process and plugin: exec, a hosted library whose processors run in worker
+/// processes, after one worker was started to see that it can (isolation::check_worker_start).
+/// `current`, the pool's running library, is kept when it hosts the same file the same way.
+/// Throws PluginError or ConfigError.
+std::shared_ptr<const plugin::PluginLibrary> library_for(
+    const config::PoolConfig& pc, plugin::PluginRegistry& registry,
+    const std::shared_ptr<const plugin::PluginLibrary>& current);
+
 /// `FILE:LINE:COL: message` (or `FILE: message` without a line).
 std::string located(const config::Location& where, const std::string& message);
 

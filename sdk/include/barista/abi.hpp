@@ -12,7 +12,7 @@ namespace barista {
 inline constexpr std::uint32_t kSdkAbi = 1;
 
 /// The SDK's version, for `baristad --version`.
-inline constexpr const char* kSdkVersion = "1.1.0";
+inline constexpr const char* kSdkVersion = "1.2.0";
 
 /// Leading bytes of every manifest.
 inline constexpr char kManifestMagic[8] = {'B', 'A', 'R', 'I', 'S', 'T', 'A', '\0'};

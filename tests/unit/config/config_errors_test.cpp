@@ -43,7 +43,7 @@ TEST_CASE("an unknown key without a close match lists the valid keys", "[config]
   CHECK(error_of(pool_with("    speed: 3\n")) ==
         "test.yaml:4:5: pool 'p': unknown key 'speed' (valid keys: plugin, workers, queue, "
         "on_error, retries, backoff, max_backoff, timeout, rate, config, max_job_bytes, "
-        "max_crashes, redis, key, per_key, max_throttled)");
+        "max_crashes, redis, key, per_key, max_throttled, isolation, memory_max)");
 }
 
 TEST_CASE("a value of the wrong type is reported with what was found", "[config]") {

@@ -1,0 +1,76 @@
+#pragma once
+
+#include "daemon/isolation/child_process.hpp"
+#include "daemon/plugin/worker_health.hpp"
+
+#include <barista/processor.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace barista::isolation {
+
+/// What a pool's worker processes are: the program to start, and how to speak of it.
+struct WorkerSpec {
+  std::string pool;  ///< for the log
+  Command command;   ///< barista-worker with a plugin, or the user's program (plugin: exec)
+};
+
+/// A processor whose jobs run in a worker process (docs/workers.md): one job at a time, sent as
+/// an exec protocol line, its result read back. The process is started at the first job and
+/// again, with backoff, after it died. While the job runs it watches the job's deadline and
+/// cancellation: at either, a cancel message; one second later SIGTERM to the process group;
+/// two seconds more, SIGKILL.
+///
+/// A worker that exits, is killed, writes a line that is not the job's result, or ignores the
+/// deadline costs only the job it ran: process() throws plugin::WorkerCrash, which the engine
+/// charges as a crash. Workers that keep dying before their first answer are reported to the
+/// pool's WorkerHealth, which stops their starts after a minute of it.
+class RemoteProcessor final : public Processor {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  RemoteProcessor(WorkerSpec spec, std::shared_ptr<plugin::WorkerHealth> health);
+  ~RemoteProcessor() override;
+  RemoteProcessor(const RemoteProcessor&) = delete;
+  RemoteProcessor& operator=(const RemoteProcessor&) = delete;
+
+  Outcome process(Context& ctx, const Job& job) override;
+
+  /// The running worker's pid (0 when none), for tests.
+  [[nodiscard]] int pid() const noexcept;
+
+  /// How long a worker is given to end after a cancel message or the deadline, before
+  /// SIGTERM; and after SIGTERM, before SIGKILL.
+  static constexpr auto kTermAfter = std::chrono::seconds(1);
+  static constexpr auto kKillAfter = std::chrono::seconds(2);
+
+ private:
+  // Starts a worker unless one runs (waiting out the restart backoff first); false when the
+  // job was cancelled meanwhile.
+  bool ensure_started(const Context& ctx);
+  // The worker broke down while it ran `job`: kill it, note it, throw WorkerCrash.
+  [[noreturn]] void crashed(const std::string& why, std::chrono::milliseconds grace);
+  // Cancel message, then SIGTERM, then SIGKILL: the job's result if it came meanwhile.
+  std::optional<Outcome> wind_down(const Job& job, const char* because);
+  // Ends the worker, logs how, and counts it as a start failure if it never answered.
+  // `grace`: how long it may take to exit before SIGKILL.
+  std::string end_worker(const std::string& why, std::chrono::milliseconds grace);
+  void log_stderr(std::string_view line);
+  void note_dropped_stderr();
+
+  WorkerSpec spec_;
+  std::shared_ptr<plugin::WorkerHealth> health_;
+  std::unique_ptr<ChildProcess> child_;
+  bool answered_ = false;  // the running worker answered a job
+  bool started_before_ = false;
+  std::chrono::milliseconds backoff_{0};
+  Clock::time_point next_start_{};
+  // stderr: at most kStderrLines a second reach the log; the rest are counted.
+  Clock::time_point stderr_window_{};
+  int stderr_lines_ = 0;
+  int stderr_dropped_ = 0;
+};
+
+}  // namespace barista::isolation
