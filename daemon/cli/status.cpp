@@ -75,6 +75,13 @@ std::string status_json(const StatusReply& s) {
     if (p.throttles > 0) {
       out += fmt::format(R"(,"throttles":{})", p.throttles);
     }
+    if (p.worker_restarts > 0) {
+      out += fmt::format(R"(,"worker_restarts":{})", p.worker_restarts);
+    }
+    if (!p.workers_failing.empty()) {
+      out += R"(,"workers_failing":)";
+      common::append_json_string(out, p.workers_failing);
+    }
     if (!p.keys.empty()) {
       out += R"(,"keys":[)";
       for (std::size_t k = 0; k < p.keys.size(); ++k) {
@@ -144,7 +151,9 @@ std::string status_table(const StatusReply& s) {
   bool any_redis = false;
   bool any_storage = false;
   bool any_paused = false;
+  bool any_restarts = false;
   for (const auto& p : s.pools) {
+    any_restarts = any_restarts || p.worker_restarts > 0 || !p.workers_failing.empty();
     any_paused = any_paused || p.paused || !p.paused_keys.empty();
     any_abandoned = any_abandoned || p.abandoned > 0;
     any_redis = any_redis || !p.redis.empty();
@@ -165,6 +174,11 @@ std::string status_table(const StatusReply& s) {
     }
     if (any_storage) {
       row.push_back(p.storage_error.empty() ? "ok" : "failing: " + p.storage_error);
+    }
+    if (any_restarts) {
+      row.push_back(p.workers_failing.empty()
+                        ? std::to_string(p.worker_restarts)
+                        : fmt::format("{}, not started: {}", p.worker_restarts, p.workers_failing));
     }
     if (any_paused) {
       row.push_back(p.paused ? "yes"
@@ -190,6 +204,11 @@ std::string status_table(const StatusReply& s) {
   if (any_storage) {
     // Only while some pool's storage fails (docs/crash-safety.md#storage-faults).
     pool_header.emplace_back("STORAGE");
+    pool_numeric.push_back(false);
+  }
+  if (any_restarts) {
+    // Only once some pool's worker processes were restarted (docs/workers.md).
+    pool_header.emplace_back("RESTARTS");
     pool_numeric.push_back(false);
   }
   if (any_paused) {

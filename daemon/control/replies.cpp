@@ -51,6 +51,12 @@ std::string to_line(const StatusReply& reply) {
                    R"(,"paused":{},"paused_keys":{},"throttles":{},)"
                    R"("keys_blocked":{})",
                    bool_text(p.paused), string_array(p.paused_keys), p.throttles, p.keys_blocked);
+    if (p.worker_restarts > 0) {
+      fmt::format_to(std::back_inserter(out), R"(,"worker_restarts":{})", p.worker_restarts);
+    }
+    if (!p.workers_failing.empty()) {
+      out += R"(,"workers_failing":)" + json_quoted(p.workers_failing);
+    }
     if (!p.keys.empty()) {
       out += R"(,"keys":[)";
       for (std::size_t k = 0; k < p.keys.size(); ++k) {

@@ -44,6 +44,8 @@ struct PoolRow {
   std::uint64_t throttles = 0;           ///< throttled attempts since the pool started
   std::uint64_t keys_blocked = 0;        ///< keys throttled, paused or at their limit now
   std::vector<KeyInfo> keys;  ///< `status POOL`: those keys, most blocked first (at most 20)
+  std::uint64_t worker_restarts = 0;  ///< worker processes started again (isolation: process)
+  std::string workers_failing;        ///< why worker processes are no longer started; or empty
 
   bool operator==(const PoolRow&) const = default;
 };

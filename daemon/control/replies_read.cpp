@@ -78,6 +78,8 @@ std::optional<StatusReply> read_status(const ReplyJson& reply) {
     }
     row.throttles = count(p, "throttles");
     row.keys_blocked = count(p, "keys_blocked");
+    row.worker_restarts = count(p, "worker_restarts");
+    row.workers_failing = text(p, "workers_failing");
     if (const auto* keys = member(p, "keys"); keys != nullptr && keys->is_array()) {
       for (const auto& k : *keys) {
         if (!k.is_object()) {

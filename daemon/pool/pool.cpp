@@ -125,13 +125,15 @@ void Pool::start(bool hold) {
   const auto current = settings();
   const auto& cfg = current->config;
   const auto& lib = *current->library;
-  spdlog::info("pool '{}' up: plugin '{}' {} ({}), {} workers, queue {}, on_error {}{}", name_,
-               lib.name(), lib.version(), lib.path().string(), cfg.workers, cfg.queue,
-               cfg.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue",
-               cfg.redis ? fmt::format(", redis {}:{} stream '{}' group '{}' consumer '{}'",
-                                       cfg.redis->host, cfg.redis->port, cfg.redis->stream,
-                                       cfg.redis->group, cfg.redis->consumer)
-                         : std::string());
+  const auto where = lib.path().empty() ? std::string("built in") : lib.path().string();
+  spdlog::info(
+      "pool '{}' up: plugin '{}' {} ({}{}), {} workers, queue {}, on_error {}{}", name_, lib.name(),
+      lib.version(), where, lib.health() ? ", in worker processes" : "", cfg.workers, cfg.queue,
+      cfg.on_error == config::OnError::kCancelAll ? "cancel_all" : "continue",
+      cfg.redis
+          ? fmt::format(", redis {}:{} stream '{}' group '{}' consumer '{}'", cfg.redis->host,
+                        cfg.redis->port, cfg.redis->stream, cfg.redis->group, cfg.redis->consumer)
+          : std::string());
 }
 
 void Pool::reconfigure(config::PoolConfig config,
@@ -335,6 +337,12 @@ PoolStatus Pool::status() const {
   }
   s.queued = queued_.load(std::memory_order_relaxed);
   s.abandoned = abandoned_.load(std::memory_order_relaxed);
+  if (const auto& health = current->library->health()) {
+    s.worker_restarts = health->restarts();
+    if (health->given_up()) {
+      s.workers_failing = health->reason();
+    }
+  }
   s.on_error = current->config.on_error;
   s.redis = source_->state();
   s.storage_error = source_->storage_error();

@@ -32,6 +32,11 @@ struct PoolStatus {
   /// How long the job waiting longest to start has waited (0 when none waits), about: the
   /// head of the queue, or a job set aside for its key.
   double oldest_queued_seconds = 0;
+  /// Worker processes started again after one ended (isolation: process, plugin: exec).
+  std::uint64_t worker_restarts = 0;
+  /// Why its worker processes are no longer started (they died at start for a minute); empty
+  /// while they are.
+  std::string workers_failing;
 };
 
 /// A batch as `status` shows it.

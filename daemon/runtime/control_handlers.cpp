@@ -214,6 +214,12 @@ void ControlHandlers::handle_pause(const control::Request& request, control::Con
                            fmt::format("{}cannot save the pause: {}", busy_prefix(EIO), e.what())));
     return;
   }
+  if (const auto& health = p->settings()->library->health(); !pause && !request.key && health) {
+    if (health->given_up()) {
+      spdlog::warn("pool '{}': its worker processes are started again on request", p->name());
+    }
+    health->try_again();  // worker processes that died at start are tried again
+  }
   spdlog::warn("pool '{}'{} {} on request", p->name(),
                request.key ? fmt::format(", key '{}',", *request.key) : std::string(), verb);
   conn.write(control::ok_line());
@@ -243,6 +249,8 @@ void ControlHandlers::handle_status(const control::Request& request, control::Co
     row.paused_keys = s.paused_keys;
     row.throttles = s.throttles;
     row.keys_blocked = s.keys_blocked;
+    row.worker_restarts = s.worker_restarts;
+    row.workers_failing = s.workers_failing;
     if (!request.pool.empty()) {
       row.keys = key_rows(*p);
     }

@@ -154,6 +154,16 @@ class Metrics::Collector final : public prometheus::Collectable {
                         "How long the job waiting longest to start has waited, about.",
                         MetricType::Gauge,
                         {}};
+    MetricFamily restarts{"barista_worker_restarts_total",
+                          "Worker processes started again after one ended (isolation: process, "
+                          "plugin: exec).",
+                          MetricType::Counter,
+                          {}};
+    MetricFamily workers_failing{"barista_workers_failing",
+                                 "1 while the pool's worker processes are no longer started "
+                                 "(they died at start for a minute), else 0.",
+                                 MetricType::Gauge,
+                                 {}};
     MetricFamily durations{
         "barista_job_duration_seconds",
         "Seconds from a job's first attempt to its result (retries and backoff included), "
@@ -173,6 +183,8 @@ class Metrics::Collector final : public prometheus::Collectable {
       add_counter(throttled, pool, p.status.throttles);
       add_gauge(keys_blocked, pool, static_cast<double>(p.status.keys_blocked));
       add_gauge(oldest, pool, p.status.oldest_queued_seconds);
+      add_counter(restarts, pool, p.status.worker_restarts);
+      add_gauge(workers_failing, pool, p.status.workers_failing.empty() ? 0 : 1);
       if (p.counters == nullptr) {
         continue;
       }
@@ -186,8 +198,9 @@ class Metrics::Collector final : public prometheus::Collectable {
       add_counter(batches, {{"pool", p.name}, {"state", "cancelled"}}, load(c.batches_cancelled));
     }
     std::vector<MetricFamily> out;
-    for (auto* f : {&jobs, &queued, &workers, &busy, &abandoned, &storage_failing, &storage_errors,
-                    &throttled, &keys_blocked, &oldest, &durations, &batches}) {
+    for (auto* f :
+         {&jobs, &queued, &workers, &busy, &abandoned, &storage_failing, &storage_errors,
+          &throttled, &keys_blocked, &oldest, &restarts, &workers_failing, &durations, &batches}) {
       // Without pools there are no samples, and a family without samples says nothing.
       if (!f->metric.empty()) {
         out.push_back(std::move(*f));

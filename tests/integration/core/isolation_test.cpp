@@ -15,22 +15,32 @@ namespace isolation_test {
 
 const std::string kPython = "/usr/bin/python3";
 
+// A sanitizer's runtime maps terabytes of shadow memory: an instrumented barista-worker cannot
+// start under any memory_max, so those builds leave the cap (and the job that needs it) out.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
 std::string source_file(const std::string& relative) {
   return std::string(BARISTA_SOURCE_DIR) + "/" + relative;
 }
 
 TEST_CASE("isolation: process: faults of a plugin cost only their jobs; the daemon runs on",
           "[integration][isolation]") {
-  Daemon d(
-      "  risky:\n    plugin: fx_crash\n    isolation: process\n    workers: 2\n"
-      "    timeout: 1s\n    memory_max: 256MiB\n"
-      "  busy:\n    plugin: echo\n    workers: 2\n");
+  Daemon d(std::string("  risky:\n    plugin: fx_crash\n    isolation: process\n    workers: 2\n"
+                       "    timeout: 1s\n") +
+           (kSanitized ? "" : "    memory_max: 256MiB\n") +
+           "  busy:\n    plugin: echo\n    workers: 2\n");
   d.start();
   const auto pid = d.pid();
   constexpr int kBusy = 20'000;
   d.drop("busy", "big.txt", text_batch(kBusy, [](int i) { return "line " + std::to_string(i); }));
-  const std::map<int, std::string> culprits = {
-      {3, "segv"}, {6, "abort"}, {9, "exit"}, {12, "hang"}, {15, "leak"}};
+  std::map<int, std::string> culprits = {{3, "segv"}, {6, "abort"}, {9, "exit"}, {12, "hang"}};
+  if (!kSanitized) {
+    culprits[15] = "leak";
+  }
   d.drop("risky", "mixed.txt", text_batch(20, [&](int i) {
            if (i == 18) {
              return std::string("stdout");  // the plugin's own stdout must not break the protocol
@@ -45,8 +55,8 @@ TEST_CASE("isolation: process: faults of a plugin cost only their jobs; the daem
   CHECK(d.pid() == pid);
   CHECK(busy.summary.ok == kBusy);
   CHECK(risky.summary.jobs == 20);
-  CHECK(risky.summary.ok == 15);
-  CHECK(risky.summary.failed == 5);
+  CHECK(risky.summary.ok == 20 - static_cast<int>(culprits.size()));
+  CHECK(risky.summary.failed == static_cast<int>(culprits.size()));
   const auto results = by_id(risky.results);
   const std::map<std::string, std::string> how = {{"segv", "killed by signal 11 (SIGSEGV)"},
                                                   {"abort", "killed by signal 6 (SIGABRT)"},
@@ -63,9 +73,15 @@ TEST_CASE("isolation: process: faults of a plugin cost only their jobs; the daem
   }
   CHECK(results.at("18").output == "stdout");
   CHECK(d.log().find("fx_crash writes to stdout") != std::string::npos);  // as stderr: logged
-  CHECK(d.log().find("out of memory") != std::string::npos);
+  CHECK((kSanitized || d.log().find("out of memory") != std::string::npos));
   // No worker thread was left behind in a plugin: the processes ended the hangs.
   CHECK(d.log().find("abandoned") == std::string::npos);
+  // status counts the restarts: two per culprit (its crash, then its second one).
+  const auto status = run_barista({"--socket", d.socket().string(), "status", "--json"});
+  INFO(status.out);
+  CHECK(status.out.find(R"("worker_restarts":)") != std::string::npos);
+  const auto table = run_barista({"--socket", d.socket().string(), "status"});
+  CHECK(table.out.find("RESTARTS") != std::string::npos);
 }
 
 TEST_CASE("plugin: exec: a Python worker runs a batch; one dying now and then costs only its job",

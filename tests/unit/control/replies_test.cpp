@@ -34,9 +34,11 @@ TEST_CASE("a status reply reads back as written", "[control][replies]") {
                      12,
                      3,
                      {{"a.test", 0, 40, true, false, 0, ""},
-                      {"", 2, 7, false, true, 1500, "2026-12-02T18:00:00.000Z"}}});
+                      {"", 2, 7, false, true, 1500, "2026-12-02T18:00:00.000Z"}},
+                     5,
+                     "exited with status 1"});
   s.pools.push_back(
-      {"shared", "echo", 2, 0, 0, "continue", 0, "connected", 0, "", false, {}, 0, 0, {}});
+      {"shared", "echo", 2, 0, 0, "continue", 0, "connected", 0, "", false, {}, 0, 0, {}, 0, ""});
   s.batches.push_back({"b1", "shared", 3, 9, 1, false});
   s.batches.push_back({"b\xc3\xa9", "fetch \"eu\"", 9, 9, 0, true});
   s.generation = 4;
@@ -46,7 +48,9 @@ TEST_CASE("a status reply reads back as written", "[control][replies]") {
                          R"("abandoned":2,)"
                          R"("storage_error":"cannot write results: Input/output error",)"
                          R"("paused":true,"paused_keys":["a.test","b \"quoted\""],)"
-                         R"("throttles":12,"keys_blocked":3,"keys":[)"));
+                         R"("throttles":12,"keys_blocked":3,)"
+                         R"("worker_restarts":5,"workers_failing":"exited with status 1",)"
+                         R"("keys":[)"));
   CHECK(line.find(R"("redis":"connected","pending":0,"paused":false)") != std::string::npos);
   CHECK(line.ends_with(R"("generation":4})"
                        "\n"));
