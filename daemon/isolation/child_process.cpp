@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -160,7 +161,39 @@ ChildProcess::~ChildProcess() {
   close_fd(err_);
 }
 
+namespace {
+
+// SIGPIPE blocked in this thread while it writes to a child that may have exited, so that the
+// write fails with EPIPE instead of killing the process (baristad ignores SIGPIPE; a program
+// embedding this may not). A SIGPIPE raised meanwhile is taken off before the mask is restored.
+class NoSigpipe {
+ public:
+  NoSigpipe() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~NoSigpipe() {
+    if (raised_) {
+      const timespec zero{};
+      sigtimedwait(&pipe_, nullptr, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  NoSigpipe(const NoSigpipe&) = delete;
+  NoSigpipe& operator=(const NoSigpipe&) = delete;
+  void raised() { raised_ = true; }
+
+ private:
+  sigset_t pipe_{};
+  sigset_t old_{};
+  bool raised_ = false;
+};
+
+}  // namespace
+
 bool ChildProcess::write_line(std::string_view line, Clock::time_point deadline) {
+  NoSigpipe no_sigpipe;
   std::string data;
   data.reserve(line.size() + 1);
   data.append(line);
@@ -176,6 +209,9 @@ bool ChildProcess::write_line(std::string_view line, Clock::time_point deadline)
       continue;
     }
     if (n < 0 && errno != EAGAIN) {
+      if (errno == EPIPE) {
+        no_sigpipe.raised();
+      }
       return false;  // EPIPE: it closed its stdin (or exited)
     }
     const auto now = Clock::now();

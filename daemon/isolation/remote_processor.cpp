@@ -30,8 +30,8 @@ RemoteProcessor::RemoteProcessor(WorkerSpec spec, std::shared_ptr<plugin::Worker
 
 RemoteProcessor::~RemoteProcessor() {
   if (child_) {
-    // Asked to go: its stdin closes when child_ goes; a moment to exit, then SIGKILL.
-    child_->signal(SIGTERM);
+    // End of input asks it to go; half a second to exit, then SIGKILL.
+    child_->close_input();
     child_->stop(milliseconds(500));
   }
 }
