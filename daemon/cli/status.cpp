@@ -145,6 +145,35 @@ std::string table(const std::vector<std::string>& header, const std::vector<bool
   return out;
 }
 
+// `status POOL`: the keys that hold its jobs up, most blocked first.
+std::string keys_tables(const StatusReply& s) {
+  std::string out;
+  for (const auto& p : s.pools) {
+    if (p.keys.empty()) {
+      continue;
+    }
+    std::vector<std::vector<std::string>> keys;
+    for (const auto& k : p.keys) {
+      std::vector<std::string> why;
+      if (k.paused) {
+        why.emplace_back("paused");
+      }
+      if (k.at_limit) {
+        why.emplace_back("at its limit");
+      }
+      if (!k.throttled_until.empty()) {
+        why.push_back(fmt::format("throttled until {}", k.throttled_until));
+      }
+      keys.push_back({k.key.empty() ? "(no key: the whole pool)" : k.key,
+                      std::to_string(k.in_flight), std::to_string(k.waiting),
+                      fmt::format("{}", fmt::join(why, ", "))});
+    }
+    out += table({"KEY", "IN_FLIGHT", "WAITING", "BLOCKED"}, {false, true, true, false}, keys);
+    out += '\n';
+  }
+  return out;
+}
+
 std::string status_table(const StatusReply& s) {
   std::vector<std::vector<std::string>> pools;
   bool any_abandoned = false;
@@ -218,30 +247,7 @@ std::string status_table(const StatusReply& s) {
   }
   std::string out = pools.empty() ? "no pools\n" : table(pool_header, pool_numeric, pools);
   out += '\n';
-  for (const auto& p : s.pools) {
-    if (p.keys.empty()) {
-      continue;
-    }
-    // `status POOL`: the keys that hold its jobs up, most blocked first.
-    std::vector<std::vector<std::string>> keys;
-    for (const auto& k : p.keys) {
-      std::vector<std::string> why;
-      if (k.paused) {
-        why.emplace_back("paused");
-      }
-      if (k.at_limit) {
-        why.emplace_back("at its limit");
-      }
-      if (!k.throttled_until.empty()) {
-        why.push_back(fmt::format("throttled until {}", k.throttled_until));
-      }
-      keys.push_back({k.key.empty() ? "(no key: the whole pool)" : k.key,
-                      std::to_string(k.in_flight), std::to_string(k.waiting),
-                      fmt::format("{}", fmt::join(why, ", "))});
-    }
-    out += table({"KEY", "IN_FLIGHT", "WAITING", "BLOCKED"}, {false, true, true, false}, keys);
-    out += '\n';
-  }
+  out += keys_tables(s);
   if (s.batches.empty()) {
     out += "no active batches\n";
     return out;
