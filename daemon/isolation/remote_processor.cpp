@@ -127,13 +127,16 @@ std::optional<Outcome> RemoteProcessor::wind_down(const Job& job, const char* be
   child_->write_line(cancel_message(job.id), Clock::now() + milliseconds(100));
   std::string line;
   const auto term_at = Clock::now() + kTermAfter;
-  if (child_->read_line(line, term_at, kMaxLineBytes, nullptr, stderr_sink) ==
-      ChildProcess::Read::kLine) {
+  const auto read = child_->read_line(line, term_at, kMaxLineBytes, nullptr, stderr_sink);
+  if (read == ChildProcess::Read::kLine) {
     std::string why;
     if (auto r = parse_result(line, why); r && r->id == job.id) {
       answered_ = true;
       return std::move(r->outcome);
     }
+  }
+  if (read == ChildProcess::Read::kClosed) {
+    crashed("", kExitGrace);  // it ended on its own meanwhile: how it ended says more
   }
   child_->signal(SIGTERM);
   child_->stop(std::chrono::duration_cast<milliseconds>(kKillAfter));

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -40,9 +41,31 @@ struct Inbox {
   std::atomic<bool> cancel{false};
 };
 
+// One line of stdin at a time, read with read(2): no stdio lock is held while it waits, so a
+// plugin that calls exit() (which flushes stdio) is not held up by this thread.
+bool next_line(std::string& buffer, std::string& line) {
+  for (;;) {
+    if (const auto nl = buffer.find('\n'); nl != std::string::npos) {
+      line.assign(buffer, 0, nl);
+      buffer.erase(0, nl + 1);
+      return true;
+    }
+    char chunk[65536];
+    const auto n = ::read(0, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return false;
+    }
+    buffer.append(chunk, static_cast<std::size_t>(n));
+  }
+}
+
 void read_stdin(Inbox& inbox) {
+  std::string buffer;
   std::string line;
-  while (std::getline(std::cin, line)) {
+  while (next_line(buffer, line)) {
     std::string why;
     auto message = isolation::parse_inbound(line, why);
     if (!message) {
@@ -160,6 +183,6 @@ int main(int argc, char** argv) {
   }
   processor = {};
   std::fflush(out);
-  // No static destructors: the reader thread may still use std::cin.
+  // No static destructors: the reader thread may still be in a read of stdin.
   std::_Exit(0);
 }
