@@ -92,14 +92,15 @@ ChildProcess::ChildProcess(const Command& command) {
   std::array<int, 2> in{-1, -1};
   std::array<int, 2> out{-1, -1};
   std::array<int, 2> err{-1, -1};
+  const auto close_pipes = [&] {
+    for (int* fd : {&in[0], &in[1], &out[0], &out[1], &err[0], &err[1]}) {
+      close_fd(*fd);
+    }
+  };
   if (::pipe2(in.data(), O_CLOEXEC) != 0 || ::pipe2(out.data(), O_CLOEXEC) != 0 ||
       ::pipe2(err.data(), O_CLOEXEC) != 0) {
     const auto why = errno_text("pipe2");
-    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) {
-      if (fd >= 0) {
-        ::close(fd);
-      }
-    }
+    close_pipes();
     throw SpawnError(why);
   }
   rlimit limit{};
@@ -111,9 +112,7 @@ ChildProcess::ChildProcess(const Command& command) {
   const pid_t pid = ::fork();
   if (pid < 0) {
     const auto why = errno_text("fork");
-    for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]}) {
-      ::close(fd);
-    }
+    close_pipes();
     throw SpawnError(why);
   }
   if (pid == 0) {

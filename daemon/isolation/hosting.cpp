@@ -163,7 +163,6 @@ std::shared_ptr<const plugin::PluginLibrary> hosted_library(
                   ? plugin::PluginLibrary::built_in(std::string(kExecPlugin), "1.0.0", nullptr)
                   : plugin::PluginLibrary::inspect(plugin_file);
   auto health = std::make_shared<plugin::WorkerHealth>();
-  const std::string name = pool.name;
   auto base = pool;  // what the processors are made from (their config: comes with each call)
   return plugin::PluginLibrary::hosted(
       *like,

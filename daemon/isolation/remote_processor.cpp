@@ -64,27 +64,34 @@ void RemoteProcessor::log_stderr(std::string_view line) {
 }
 
 std::string RemoteProcessor::end_worker(const std::string& why, milliseconds grace) {
-  const auto stderr_sink = [this](std::string_view l) { log_stderr(l); };
   auto how = child_->stop(grace);
-  child_->drain_stderr(stderr_sink);
+  child_->drain_stderr(stderr_sink_);
   const auto pid = child_->pid();
   note_dropped_stderr();
   child_.reset();
-  backoff_ = backoff_.count() == 0 ? kFirstBackoff : std::min(backoff_ * 2, kMaxBackoff);
-  next_start_ = Clock::now() + backoff_;
+  back_off();
   // Killed by us at once (it broke the protocol): how it ended says nothing more.
   auto text = why.empty() ? how : grace.count() == 0 ? why : fmt::format("{} ({})", why, how);
   if (!answered_) {
-    if (health_->note_start_failure(text)) {
-      spdlog::error(
-          "pool '{}': its worker processes died at start for a minute ({}): no more are "
-          "started; the pool's jobs wait (a reload or `barista resume {}` tries again)",
-          spec_.pool, text, spec_.pool);
-    }
+    note_start_failure(text);
   }
   spdlog::warn("pool '{}': worker process {} {}; restarted in {} ms", spec_.pool, pid, text,
                backoff_.count());
   return text;
+}
+
+void RemoteProcessor::back_off() {
+  backoff_ = backoff_.count() == 0 ? kFirstBackoff : std::min(backoff_ * 2, kMaxBackoff);
+  next_start_ = Clock::now() + backoff_;
+}
+
+void RemoteProcessor::note_start_failure(const std::string& why) {
+  if (health_->note_start_failure(why)) {
+    spdlog::error(
+        "pool '{}': its worker processes died at start for a minute ({}): no more are "
+        "started; the pool's jobs wait (a reload or `barista resume {}` tries again)",
+        spec_.pool, why, spec_.pool);
+  }
 }
 
 void RemoteProcessor::crashed(const std::string& why, milliseconds grace) {
@@ -109,9 +116,8 @@ bool RemoteProcessor::ensure_started(const Context& ctx) {
   try {
     child_ = std::make_unique<ChildProcess>(spec_.command);
   } catch (const SpawnError& e) {
-    backoff_ = backoff_.count() == 0 ? kFirstBackoff : std::min(backoff_ * 2, kMaxBackoff);
-    next_start_ = Clock::now() + backoff_;
-    health_->note_start_failure(e.what());
+    back_off();
+    note_start_failure(e.what());
     throw plugin::WorkerCrash(fmt::format("cannot start a worker process: {}", e.what()));
   }
   if (started_before_) {
@@ -123,11 +129,10 @@ bool RemoteProcessor::ensure_started(const Context& ctx) {
 }
 
 std::optional<Outcome> RemoteProcessor::wind_down(const Job& job, const char* because) {
-  const auto stderr_sink = [this](std::string_view l) { log_stderr(l); };
   child_->write_line(cancel_message(job.id), Clock::now() + milliseconds(100));
   std::string line;
   const auto term_at = Clock::now() + kTermAfter;
-  const auto read = child_->read_line(line, term_at, kMaxLineBytes, nullptr, stderr_sink);
+  const auto read = child_->read_line(line, term_at, kMaxLineBytes, nullptr, stderr_sink_);
   if (read == ChildProcess::Read::kLine) {
     std::string why;
     if (auto r = parse_result(line, why); r && r->id == job.id) {
@@ -146,11 +151,10 @@ std::optional<Outcome> RemoteProcessor::wind_down(const Job& job, const char* be
 }
 
 Outcome RemoteProcessor::process(Context& ctx, const Job& job) {
-  const auto stderr_sink = [this](std::string_view l) { log_stderr(l); };
   if (child_) {
     // Anything it wrote between jobs is a line for no job: a broken worker, started afresh.
     std::string stray;
-    if (child_->read_line(stray, Clock::now(), kMaxLineBytes, nullptr, stderr_sink) ==
+    if (child_->read_line(stray, Clock::now(), kMaxLineBytes, nullptr, stderr_sink_) ==
         ChildProcess::Read::kLine) {
       end_worker(fmt::format("wrote a line while it had no job: {}",
                              std::string_view(stray).substr(0, 200)),
@@ -171,7 +175,7 @@ Outcome RemoteProcessor::process(Context& ctx, const Job& job) {
   }
   std::string line;
   const auto stop = [&] { return ctx.cancelled(); };
-  switch (child_->read_line(line, deadline, kMaxLineBytes, stop, stderr_sink)) {
+  switch (child_->read_line(line, deadline, kMaxLineBytes, stop, stderr_sink_)) {
     case ChildProcess::Read::kLine:
       break;
     case ChildProcess::Read::kTimeout:

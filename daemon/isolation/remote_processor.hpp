@@ -6,6 +6,7 @@
 #include <barista/processor.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -59,6 +60,10 @@ class RemoteProcessor final : public Processor {
   std::string end_worker(const std::string& why, std::chrono::milliseconds grace);
   void log_stderr(std::string_view line);
   void note_dropped_stderr();
+  // The next start waits 100 ms after a breakdown, doubling while they follow each other.
+  void back_off();
+  // A worker died before it answered a job; logged once when that makes the pool give up.
+  void note_start_failure(const std::string& why);
 
   WorkerSpec spec_;
   std::shared_ptr<plugin::WorkerHealth> health_;
@@ -67,6 +72,9 @@ class RemoteProcessor final : public Processor {
   bool started_before_ = false;
   std::chrono::milliseconds backoff_{0};
   Clock::time_point next_start_{};
+  const std::function<void(std::string_view)> stderr_sink_ = [this](std::string_view line) {
+    log_stderr(line);
+  };
   // stderr: at most kStderrLines a second reach the log; the rest are counted.
   Clock::time_point stderr_window_{};
   int stderr_lines_ = 0;

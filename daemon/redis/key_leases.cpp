@@ -128,6 +128,11 @@ long long to_number(const std::string& text) {
 
 }  // namespace
 
+std::chrono::milliseconds renew_every(const config::RedisConfig& cfg) {
+  return std::clamp<std::chrono::milliseconds>(cfg.claim_after / 3, std::chrono::milliseconds(50),
+                                               std::chrono::seconds(10));
+}
+
 std::string keys_channel(std::string_view stream) { return fmt::format("barista:keys:{}", stream); }
 
 SharedPauses read_pauses(Client& client, std::string_view stream) {
@@ -366,8 +371,7 @@ std::size_t KeyLeases::held() const {
 void KeyLeases::renew_loop() {
   for (;;) {
     const auto cfg = redis();
-    const auto every = std::clamp<Clock::duration>(
-        cfg.claim_after / 3, std::chrono::milliseconds(50), std::chrono::seconds(10));
+    const auto every = renew_every(cfg);
     std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> calls;
     {
       std::unique_lock lock(mutex_);

@@ -41,6 +41,11 @@
 
 namespace barista::redis {
 
+/// How often a live daemon renews what it holds in Redis, so that only a silent one loses it
+/// after claim_after: its per-key slots' leases, and the idle time of its pending stream
+/// entries. claim_after / 3, from 50 ms to 10 s.
+std::chrono::milliseconds renew_every(const config::RedisConfig& cfg);
+
 /// The channel on which a pool's daemons hear each other's throttles and pause changes.
 std::string keys_channel(std::string_view stream);
 

@@ -101,7 +101,7 @@ class RedisBackend final : public pool::Source, public pool::Sink {
   /// The stream entries this daemon holds (queued, waiting for their key, running): their
   /// idle time in Redis is reset every claim_after / 3, so that only a silent daemon's entries
   /// are taken over, however long they wait here or run (docs/several-machines.md).
-  void hold(const std::vector<std::string>& stream_ids);
+  void hold(const pool::JobChunk& chunk);
   void let_go(const pool::JobChunk& chunk, const std::vector<Gathered>* only = nullptr);
   void keep_held(Client& client, Script& keep, const config::RedisConfig& cfg);
 

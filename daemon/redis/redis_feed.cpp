@@ -161,13 +161,7 @@ void RedisBackend::dispatch_entries(StreamStore& store, std::vector<Entry>& entr
     if (chunk == nullptr) {
       return;
     }
-    // Held before a worker can have it (its result lets the entries go again).
-    std::vector<std::string> held;
-    held.reserve(chunk->size());
-    for (std::size_t i = 0; i < chunk->size(); ++i) {
-      held.emplace_back(chunk->tag(i));
-    }
-    hold(held);
+    hold(*chunk);  // before a worker can have it (its result lets the entries go again)
     try {
       pool_->feed(chunk);
     } catch (const tbb::user_abort&) {
@@ -211,12 +205,11 @@ void RedisBackend::dispatch_entries(StreamStore& store, std::vector<Entry>& entr
   }
 }
 
-void RedisBackend::hold(const std::vector<std::string>& stream_ids) {
-  if (stream_ids.empty()) {
-    return;
-  }
+void RedisBackend::hold(const pool::JobChunk& chunk) {
   std::lock_guard lock(held_mutex_);
-  held_.insert(stream_ids.begin(), stream_ids.end());
+  for (std::size_t i = 0; i < chunk.size(); ++i) {
+    held_.emplace(chunk.tag(i));
+  }
 }
 
 void RedisBackend::let_go(const pool::JobChunk& chunk, const std::vector<Gathered>* only) {
@@ -410,9 +403,7 @@ void RedisBackend::cancel_listener_loop() {
       backoff = kFirstBackoff;
       if (Clock::now() >= next_keep) {
         keep_held(*reader, keep, current);
-        next_keep =
-            Clock::now() + std::clamp<Clock::duration>(current.claim_after / 3, milliseconds(50),
-                                                       std::chrono::seconds(10));
+        next_keep = Clock::now() + renew_every(current);
       }
       const auto message = subscriber->next(kReadBlock);
       if (!message) {
