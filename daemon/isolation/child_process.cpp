@@ -192,11 +192,15 @@ class NoSigpipe {
 }  // namespace
 
 bool ChildProcess::write_line(std::string_view line, Clock::time_point deadline) {
-  NoSigpipe no_sigpipe;
   std::string data;
   data.reserve(line.size() + 1);
   data.append(line);
   data.push_back('\n');
+  return write_all(data, deadline);
+}
+
+bool ChildProcess::write_all(std::string_view data, Clock::time_point deadline) {
+  NoSigpipe no_sigpipe;
   std::size_t done = 0;
   while (done < data.size()) {
     const auto n = ::write(in_, data.data() + done, data.size() - done);
@@ -263,29 +267,18 @@ void ChildProcess::drain_stderr(const std::function<void(std::string_view)>& on_
   }
 }
 
-ChildProcess::Read ChildProcess::read_line(std::string& line, Clock::time_point deadline,
-                                           std::size_t max_bytes, const std::function<bool()>& stop,
-                                           const std::function<void(std::string_view)>& on_stderr) {
+std::optional<ChildProcess::Read> ChildProcess::fill(
+    Clock::time_point deadline, const std::function<bool()>& stop,
+    const std::function<void(std::string_view)>& on_stderr) {
   std::array<char, 65536> chunk{};
   for (;;) {
-    if (const auto nl = out_buffer_.find('\n'); nl != std::string::npos) {
-      if (nl > max_bytes) {
-        return Read::kTooLong;
-      }
-      line.assign(out_buffer_, 0, nl);
-      out_buffer_.erase(0, nl + 1);
-      return Read::kLine;
-    }
-    if (out_buffer_.size() > max_bytes) {
-      return Read::kTooLong;
-    }
     if (out_ < 0) {
       return Read::kClosed;
     }
     const auto n = ::read(out_, chunk.data(), chunk.size());
     if (n > 0) {
       out_buffer_.append(chunk.data(), static_cast<std::size_t>(n));
-      continue;
+      return std::nullopt;
     }
     if (n == 0) {
       close_fd(out_);
@@ -314,6 +307,42 @@ ChildProcess::Read ChildProcess::read_line(std::string& line, Clock::time_point 
       drain_stderr(on_stderr);
     }
   }
+}
+
+ChildProcess::Read ChildProcess::read_line(std::string& line, Clock::time_point deadline,
+                                           std::size_t max_bytes, const std::function<bool()>& stop,
+                                           const std::function<void(std::string_view)>& on_stderr) {
+  std::size_t searched = 0;
+  for (;;) {
+    if (const auto nl = out_buffer_.find('\n', searched); nl != std::string::npos) {
+      if (nl > max_bytes) {
+        return Read::kTooLong;
+      }
+      line.assign(out_buffer_, 0, nl);
+      out_buffer_.erase(0, nl + 1);
+      return Read::kLine;
+    }
+    searched = out_buffer_.size();
+    if (out_buffer_.size() > max_bytes) {
+      return Read::kTooLong;
+    }
+    if (auto end = fill(deadline, stop, on_stderr)) {
+      return *end;
+    }
+  }
+}
+
+ChildProcess::Read ChildProcess::read_bytes(
+    std::string& out, std::size_t n, Clock::time_point deadline,
+    const std::function<void(std::string_view)>& on_stderr) {
+  while (out_buffer_.size() < n) {
+    if (auto end = fill(deadline, nullptr, on_stderr)) {
+      return *end;
+    }
+  }
+  out.assign(out_buffer_, 0, n);
+  out_buffer_.erase(0, n);
+  return Read::kLine;
 }
 
 void ChildProcess::signal(int sig) const {

@@ -48,6 +48,8 @@ class ChildProcess {
   /// Writes `line` and a newline; false when the process does not take it before `deadline`
   /// (its stdin full) or has closed its stdin.
   bool write_line(std::string_view line, Clock::time_point deadline);
+  /// Writes `data` as it is; false as write_line().
+  bool write_all(std::string_view data, Clock::time_point deadline);
   /// Reads the next stdout line (without its newline) into `line`, until `deadline`; `stop` is
   /// asked every 20 ms (kStopped when it says so). Its stderr's lines go to `on_stderr`
   /// meanwhile. kClosed: stdout ended (the process exited, most likely); kTooLong: a line
@@ -55,6 +57,10 @@ class ChildProcess {
   Read read_line(std::string& line, Clock::time_point deadline, std::size_t max_bytes,
                  const std::function<bool()>& stop,
                  const std::function<void(std::string_view)>& on_stderr);
+  /// Reads exactly `n` bytes of stdout (what follows a frame's header line) into `out`, as
+  /// read_line() reads a line (kLine once they are all there).
+  Read read_bytes(std::string& out, std::size_t n, Clock::time_point deadline,
+                  const std::function<void(std::string_view)>& on_stderr);
   /// Closes its stdin: it reads end of input.
   void close_input();
   /// Hands over what its stderr holds now, without waiting.
@@ -74,6 +80,10 @@ class ChildProcess {
 
  private:
   bool reap(bool wait);
+  // Waits until stdout is readable, `deadline` or `stop`; reads what it holds into out_buffer_.
+  // nullopt while there may be more; else how the read ends.
+  std::optional<Read> fill(Clock::time_point deadline, const std::function<bool()>& stop,
+                           const std::function<void(std::string_view)>& on_stderr);
   bool split_stderr(const std::function<void(std::string_view)>& on_stderr);
 
   pid_t pid_ = -1;

@@ -73,6 +73,10 @@ std::optional<InboundMessage> parse_inbound(std::string_view line, std::string& 
     out.cancel = *id;
     return out;
   }
+  if (const auto* which = string_field(*j, "cancel_frame")) {
+    out.cancel_frame = *which == "rest";
+    return out;
+  }
   const auto* id = string_field(*j, "id");
   const auto* payload = string_field(*j, "payload");
   if (id == nullptr || payload == nullptr) {

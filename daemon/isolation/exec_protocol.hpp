@@ -41,10 +41,12 @@ struct JobMessage {
   std::string key;
   std::optional<std::chrono::milliseconds> deadline;
 };
-/// A line read by a worker: a job, or a cancellation (of `cancel`).
+/// A line read by a worker: a job, or a cancellation (of `cancel`), or a frame's cancellation
+/// (frames.hpp; `cancel_frame`: true when the rest of the frame is cancelled too).
 struct InboundMessage {
   std::optional<JobMessage> job;
   std::optional<std::string> cancel;
+  std::optional<bool> cancel_frame;
 };
 /// Parses a line sent to a worker; nullopt, with `why`, when it is neither message.
 std::optional<InboundMessage> parse_inbound(std::string_view line, std::string& why);

@@ -164,13 +164,15 @@ std::shared_ptr<const plugin::PluginLibrary> hosted_library(
                   : plugin::PluginLibrary::inspect(plugin_file);
   auto health = std::make_shared<plugin::WorkerHealth>();
   auto base = pool;  // what the processors are made from (their config: comes with each call)
+  // barista-worker takes frames; a user's exec program, a job at a time.
+  const bool frames = pool.plugin != kExecPlugin;
   return plugin::PluginLibrary::hosted(
       *like,
-      [base, plugin_file, health](const PluginConfig& cfg) -> std::unique_ptr<Processor> {
+      [base, plugin_file, health, frames](const PluginConfig& cfg) -> std::unique_ptr<Processor> {
         auto pool_now = base;
         pool_now.plugin_config = cfg;
         return std::make_unique<RemoteProcessor>(
-            WorkerSpec{pool_now.name, worker_command(pool_now, plugin_file)}, health);
+            WorkerSpec{pool_now.name, worker_command(pool_now, plugin_file), frames}, health);
       },
       health);
 }

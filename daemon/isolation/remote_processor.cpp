@@ -1,6 +1,7 @@
 #include "daemon/isolation/remote_processor.hpp"
 
 #include "daemon/isolation/exec_protocol.hpp"
+#include "daemon/isolation/frames.hpp"
 
 #include <algorithm>
 #include <csignal>
@@ -22,6 +23,10 @@ constexpr int kStderrLines = 20;  // a second, per worker
 // A worker whose stdout closed is given this long to exit, so that its exit status is its own
 // (a segfault's signal, an exit code) rather than our SIGKILL.
 constexpr auto kExitGrace = milliseconds(1000);
+// A frame's results may come this much later than a job's timeout before it counts as overrun:
+// barista-worker sends what it has at least every millisecond while jobs end.
+constexpr auto kFrameSlack = milliseconds(50);
+constexpr std::size_t kMaxHeaderBytes = 256;
 
 }  // namespace
 
@@ -150,7 +155,7 @@ std::optional<Outcome> RemoteProcessor::wind_down(const Job& job, const char* be
           milliseconds(0));
 }
 
-Outcome RemoteProcessor::process(Context& ctx, const Job& job) {
+void RemoteProcessor::drop_stray_output() {
   if (child_) {
     // Anything it wrote between jobs is a line for no job: a broken worker, started afresh.
     std::string stray;
@@ -161,13 +166,26 @@ Outcome RemoteProcessor::process(Context& ctx, const Job& job) {
                  milliseconds(0));
     }
   }
+}
+
+void RemoteProcessor::note_answer() {
+  answered_ = true;
+  backoff_ = milliseconds(0);
+  health_->note_answer();
+  note_dropped_stderr();
+}
+
+Outcome RemoteProcessor::process(Context& ctx, const Job& job) {
+  drop_stray_output();
   if (!ensure_started(ctx)) {
     return Outcome::fail("cancelled before a worker process could take it");
   }
   const auto deadline = ctx.deadline();
   std::optional<milliseconds> left;
   if (deadline != Clock::time_point::max()) {
-    left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+    // Rounded up: the worker's deadline is never before ours, so that a job it cuts short at
+    // its deadline ends past ours and is a timeout, as in the daemon's threads.
+    left = std::chrono::ceil<milliseconds>(deadline - Clock::now());
   }
   const auto message = job_message(job.id, job.payload, job.attempt, job.key, left);
   if (!child_->write_line(message, std::min(deadline, Clock::now() + kWriteTimeout))) {
@@ -205,11 +223,112 @@ Outcome RemoteProcessor::process(Context& ctx, const Job& job) {
                         std::string_view(result->id).substr(0, 200), job.id),
             milliseconds(0));
   }
-  answered_ = true;
-  backoff_ = milliseconds(0);
-  health_->note_answer();
-  note_dropped_stderr();
+  note_answer();
   return std::move(result->outcome);
+}
+
+std::string RemoteProcessor::read_results(std::size_t total, std::vector<plugin::FrameResult>& out,
+                                          Clock::time_point deadline, ChildProcess::Read& read,
+                                          const std::function<bool()>& stop) {
+  std::string line;
+  read = child_->read_line(line, deadline, kMaxHeaderBytes, stop, stderr_sink_);
+  switch (read) {
+    case ChildProcess::Read::kLine:
+      break;
+    case ChildProcess::Read::kTimeout:
+    case ChildProcess::Read::kStopped:
+      return {};
+    case ChildProcess::Read::kClosed:
+      return end_worker("", kExitGrace);
+    case ChildProcess::Read::kTooLong:
+      return end_worker("wrote a line that is not a frame's results", milliseconds(0));
+  }
+  const auto header = parse_frame_header(line, "results");
+  if (!header || out.size() + header->count > total) {
+    return end_worker(fmt::format("wrote a line that is not a frame's results: {}",
+                                  std::string_view(line).substr(0, 200)),
+                      milliseconds(0));
+  }
+  std::string body;
+  read = child_->read_bytes(body, header->bytes, Clock::now() + kWriteTimeout, stderr_sink_);
+  if (read == ChildProcess::Read::kClosed) {
+    return end_worker("", kExitGrace);
+  }
+  if (read != ChildProcess::Read::kLine) {
+    return end_worker("did not write the rest of its results", milliseconds(0));
+  }
+  const auto before = out.size();
+  std::string why;
+  if (!decode_results(body, header->count, out, why)) {
+    out.resize(before);
+    return end_worker(fmt::format("wrote results that do not decode: {}", why), milliseconds(0));
+  }
+  note_answer();
+  return {};
+}
+
+void RemoteProcessor::process_frame(std::span<const plugin::FrameJob> jobs,
+                                    const plugin::FrameRun& run,
+                                    std::vector<plugin::FrameResult>& out, std::string& lost_why) {
+  out.clear();
+  out.reserve(jobs.size());
+  const auto lose_rest = [&](std::string why) {
+    lost_why = std::move(why);
+    out.resize(jobs.size());  // the rest: kLost
+  };
+  drop_stray_output();
+  try {
+    if (!ensure_started(Context(run.cancel, Clock::time_point::max()))) {
+      plugin::FrameResult skipped;
+      skipped.kind = plugin::FrameResult::Kind::kSkipped;
+      out.assign(jobs.size(), skipped);
+      return;
+    }
+  } catch (const plugin::WorkerCrash& e) {
+    lose_rest(e.what());
+    return;
+  }
+  if (!child_->write_all(frame_message(jobs, run.timeout), Clock::now() + kWriteTimeout)) {
+    lose_rest(end_worker(child_->running() ? "did not read its frame" : "", kExitGrace));
+    return;
+  }
+  bool cancel_sent = false;                  // the rest of the frame is cancelled
+  std::optional<Clock::time_point> term_at;  // after a cancellation: SIGTERM then
+  auto progress = Clock::now();
+  const auto stop = [&] {
+    return !cancel_sent && run.cancel != nullptr && run.cancel->load(std::memory_order_relaxed);
+  };
+  while (out.size() < jobs.size()) {
+    const auto deadline = term_at       ? *term_at
+                          : run.timeout ? progress + *run.timeout + kFrameSlack
+                                        : Clock::time_point::max();
+    const auto before = out.size();
+    auto read = ChildProcess::Read::kLine;
+    if (auto why = read_results(jobs.size(), out, deadline, read, stop); !why.empty()) {
+      lose_rest(std::move(why));
+      return;
+    }
+    if (out.size() > before) {
+      progress = Clock::now();
+      if (!cancel_sent) {
+        term_at.reset();  // the job that overran has ended
+      }
+      continue;
+    }
+    if (read == ChildProcess::Read::kStopped || !term_at) {
+      // The batch was cancelled (the rest of the frame with it), or the job running overran.
+      cancel_sent = cancel_sent || read == ChildProcess::Read::kStopped;
+      child_->write_line(cancel_frame_message(cancel_sent), Clock::now() + milliseconds(100));
+      term_at = Clock::now() + kTermAfter;
+      continue;
+    }
+    child_->signal(SIGTERM);
+    child_->stop(std::chrono::duration_cast<milliseconds>(kKillAfter));
+    lose_rest(end_worker(fmt::format("did not end a job within {} s of its {}", kTermAfter.count(),
+                                     cancel_sent ? "cancellation" : "deadline"),
+                         milliseconds(0)));
+    return;
+  }
 }
 
 }  // namespace barista::isolation

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "daemon/isolation/child_process.hpp"
+#include "daemon/plugin/frames.hpp"
 #include "daemon/plugin/worker_health.hpp"
 
 #include <barista/processor.hpp>
@@ -14,8 +15,9 @@ namespace barista::isolation {
 
 /// What a pool's worker processes are: the program to start, and how to speak of it.
 struct WorkerSpec {
-  std::string pool;  ///< for the log
-  Command command;   ///< barista-worker with a plugin, or the user's program (plugin: exec)
+  std::string pool;     ///< for the log
+  Command command;      ///< barista-worker with a plugin, or the user's program (plugin: exec)
+  bool frames = false;  ///< it takes frames (frames.hpp): barista-worker does
 };
 
 /// A processor whose jobs run in a worker process (docs/workers.md): one job at a time, sent as
@@ -28,7 +30,12 @@ struct WorkerSpec {
 /// deadline costs only the job it ran: process() throws plugin::WorkerCrash, which the engine
 /// charges as a crash. Workers that keep dying before their first answer are reported to the
 /// pool's WorkerHealth, which stops their starts after a minute of it.
-class RemoteProcessor final : public Processor {
+///
+/// barista-worker also takes frames (process_frame): several jobs in one message, their results
+/// back in a few. A frame's deadline is its progress: no result for `timeout` (and a little)
+/// means the job running overran; the same cancel, SIGTERM and SIGKILL follow. A breakdown
+/// loses the results not yet read: those jobs are kLost, and the engine runs each alone.
+class RemoteProcessor final : public Processor, public plugin::FrameProcessor {
  public:
   using Clock = std::chrono::steady_clock;
 
@@ -38,6 +45,10 @@ class RemoteProcessor final : public Processor {
   RemoteProcessor& operator=(const RemoteProcessor&) = delete;
 
   Outcome process(Context& ctx, const Job& job) override;
+
+  [[nodiscard]] bool takes_frames() const noexcept override { return spec_.frames; }
+  void process_frame(std::span<const plugin::FrameJob> jobs, const plugin::FrameRun& run,
+                     std::vector<plugin::FrameResult>& out, std::string& lost_why) override;
 
   /// The running worker's pid (0 when none), for tests.
   [[nodiscard]] int pid() const noexcept;
@@ -64,6 +75,15 @@ class RemoteProcessor final : public Processor {
   void back_off();
   // A worker died before it answered a job; logged once when that makes the pool give up.
   void note_start_failure(const std::string& why);
+  // Ends a worker that wrote between jobs (a line for no job).
+  void drop_stray_output();
+  // Reads one results message of a frame of `total` into `out`; empty, or why the worker broke
+  // down (it is ended then).
+  std::string read_results(std::size_t total, std::vector<plugin::FrameResult>& out,
+                           Clock::time_point deadline, ChildProcess::Read& read,
+                           const std::function<bool()>& stop);
+  // A job answered: the worker is sound.
+  void note_answer();
 
   WorkerSpec spec_;
   std::shared_ptr<plugin::WorkerHealth> health_;

@@ -2,6 +2,7 @@
 
 #include "daemon/batch/job_counters.hpp"
 #include "daemon/config/config.hpp"
+#include "daemon/plugin/frames.hpp"
 #include "daemon/plugin/plugin_library.hpp"
 #include "daemon/pool/clock.hpp"
 #include "daemon/pool/job_chunk.hpp"
@@ -252,8 +253,33 @@ class Pool {
   /// Runs a job to its result: attempts, retries with backoff, the rate, cancellation. False
   /// when the worker was abandoned. `now`: the clock when the job starts; on return, when it
   /// ended.
+  /// Where a job of a frame goes on from: what it did there, and its attempt's verdict (none:
+  /// it runs its next attempt).
+  struct Resume {
+    JobChunk::Progress progress;
+    std::optional<Verdict> verdict;
+  };
   bool run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
-               Clock::time_point& now, Admission& admission);
+               Clock::time_point& now, Admission& admission, Resume* resume = nullptr);
+  /// What follows an attempt's verdict: true when the job is done (its result recorded, set
+  /// aside, or none as the pool stops), false to run its next attempt (after the backoff).
+  bool settle(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
+              Clock::time_point& now, Admission& admission, JobChunk::Progress& progress,
+              const Verdict& v);
+  /// run_job(), then the key's slot given back; false when the worker was abandoned.
+  bool finish_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
+                  Clock::time_point& now, Admission& admission, Resume* resume = nullptr);
+  /// The worker's processor as a FrameProcessor when the rest of `chunk` may go to it as one
+  /// frame: it takes frames, no key limit, rate or throttle holds jobs back one by one, the
+  /// batch goes on. Else null.
+  plugin::FrameProcessor* frames_for(Worker& self, const JobChunk& chunk);
+  /// Runs the rest of `chunk` (up to kMaxFrameJobs) as one frame, then settles each job: an ok
+  /// one is recorded, the others go on as run_job() would from their attempt; jobs lost in a
+  /// breakdown run again alone (up to `alone_until`). False when the worker was abandoned.
+  bool run_frame(const std::shared_ptr<Worker>& self, JobChunk& chunk,
+                 plugin::FrameProcessor& frames, Clock::time_point& now, std::size_t& alone_until);
+  bool settle_frame_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
+                        plugin::FrameResult& r, Clock::time_point started, Clock::time_point& now);
   void adopt_settings(Worker& self);
   bool should_retire();
   std::shared_ptr<Worker> spawn_worker_locked(plugin::ProcessorHandle processor, JobChunk* orphan);

@@ -25,6 +25,10 @@ inline constexpr auto kAbandonGrace = std::chrono::seconds(1);
 // SIGTERM 1 s later, SIGKILL 2 s after that): its worker is abandoned only past this, a safety
 // net that should never be reached.
 inline constexpr auto kHostedAbandonGrace = std::chrono::seconds(15);
+// A frame (the jobs a worker hands its worker process at once) is at most the rest of a chunk.
+// and its ids and payloads at most this many bytes (barista-worker takes up to 16 MiB).
+inline constexpr std::size_t kMaxFrameJobs = kMaxChunkJobs;
+inline constexpr std::size_t kMaxFrameBytes = 8UL << 20;
 // Batches claimed ahead of the workers at most; more wait in the inbox. Each claimed batch
 // holds a descriptor and some memory: a flood of files must not take them all.
 inline constexpr std::size_t kMaxClaimed = 1024;

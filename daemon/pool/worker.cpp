@@ -137,6 +137,7 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
   const auto start = clock_.now();
   auto now = start;  // the clock as the last job ended
   std::size_t ran = 0;
+  std::size_t alone_until = 0;  // after a frame's breakdown: a job at a time until there
   while (chunk->next < chunk->size()) {
     if (stopping_.load(std::memory_order_acquire)) {
       break;  // the rest has no result yet: it runs after the next start
@@ -145,6 +146,20 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
       self->writer->flush(*chunk, /*patient=*/true);
       wait_while_paused();  // the rest of the chunk in hand waits too
       continue;
+    }
+    if (chunk->next >= alone_until) {
+      if (auto* frames = frames_for(*self, *chunk)) {
+        const auto before = chunk->next;
+        const bool ran_here = run_frame(self, *chunk, *frames, now, alone_until);
+        ran += chunk->next - before;
+        if (!ran_here) {
+          if (chunk->shared_owners.fetch_add(1, std::memory_order_acq_rel) == 1) {
+            delete chunk;  // as below
+          }
+          return;
+        }
+        continue;
+      }
     }
     const std::size_t i = chunk->next++;
     ++ran;
@@ -170,14 +185,7 @@ void Pool::run_chunk(const std::shared_ptr<Worker>& self, JobChunk* chunk) {
       }
       admission.gated = true;
     }
-    const bool ran_here = run_job(self, *chunk, i, now, admission);
-    if (ran_here && admission.gated) {
-      gate_.done(admission.key);
-      if (gate_.has_ready()) {
-        idle_.notify();  // a job of that key set aside may start: an idle worker takes it
-      }
-    }
-    if (!ran_here) {
+    if (!finish_job(self, *chunk, i, now, admission)) {
       // Abandoned: the monitor has taken its results, and the monitor and this thread share the
       // chunk; the last one out deletes it.
       if (chunk->shared_owners.fetch_add(1, std::memory_order_acq_rel) == 1) {
@@ -419,10 +427,12 @@ bool Pool::charge_crash(Worker& self, JobChunk& chunk, std::size_t index,
 }
 
 bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
-                   Clock::time_point& now, Admission& admission) {
+                   Clock::time_point& now, Admission& admission, Resume* resume) {
   batch::BatchCore& batch = *chunk.batch;
-  // A job set aside by the gate goes on where it had got to.
-  JobChunk::Progress progress = chunk.set_aside ? chunk.progress : JobChunk::Progress{};
+  // A job set aside by the gate goes on where it had got to; one of a frame, from what it did.
+  JobChunk::Progress progress = resume != nullptr ? resume->progress
+                                : chunk.set_aside ? chunk.progress
+                                                  : JobChunk::Progress{};
   if (!progress.started) {
     progress.first_start = now;
     progress.started = true;
@@ -433,92 +443,226 @@ bool Pool::run_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::si
     return batch.cancelled() || discard_.load(std::memory_order_relaxed);
   };
   for (;;) {
-    if (batch.cancelled()) {
-      record_result(*self, chunk, index, JobStatus::kCancelled, attempt,
-                    ms_since(clock_, first_start, now),
-                    attempt == 0 ? "batch cancelled before the job started" : "batch cancelled",
-                    progress.throttles);
-      return true;
-    }
-    if (discard_.load(std::memory_order_relaxed) ||
-        (attempt == 0 && stopping_.load(std::memory_order_relaxed))) {
-      return true;  // stopping: no result, the job runs after the next start
-    }
-    // A reload since the last attempt: this one uses the new settings and processor.
-    if (self->settings->generation != generation_.load(std::memory_order_acquire)) {
-      adopt_settings(*self);
-    }
-    const PoolSettings& settings = *self->settings;
-    if (settings.rate && !settings.rate->acquire([&] {
-          return stop_waiting() || (attempt == 0 && stopping_.load(std::memory_order_relaxed));
-        })) {
-      continue;
-    }
-    // A retry holds its key's slot; per_key.rate spaces its start as any other.
-    const bool paced = attempt > 0 && admission.gated && settings.config.per_key.rate;
-    if (paced && !clock_.sleep_until(gate_.pace(admission.key), stop_waiting)) {
-      continue;
-    }
-    ++attempt;
-    // The first attempt starts as the job does, unless the rate made it wait.
-    const auto attempt_start =
-        attempt == 1 && !settings.rate && !chunk.set_aside ? first_start : clock_.now();
-    // Read by the monitor if this attempt gets stuck: it gives the key's slot back.
-    self->holds_slot = admission.gated;
-    if (admission.gated) {
-      self->slot_key.assign(admission.key);
-    }
     Verdict v;
-    // The job's key as the processor sees it (Job::key): worked out here when the gate did not.
-    std::string key_buffer;
-    const auto key = admission.gated || !admission.key.empty()
-                         ? admission.key
-                         : key_of(settings.config, chunk, index, key_buffer);
-    switch (attempt_once(*self, chunk, index, attempt, first_start, attempt_start, key, v)) {
-      case Ran::kAbandoned:
-        return false;
-      case Ran::kDiscarded:
+    if (resume != nullptr && resume->verdict) {
+      v = std::move(*std::exchange(resume->verdict, std::nullopt));  // its frame's attempt
+    } else {
+      if (batch.cancelled()) {
+        record_result(*self, chunk, index, JobStatus::kCancelled, attempt,
+                      ms_since(clock_, first_start, now),
+                      attempt == 0 ? "batch cancelled before the job started" : "batch cancelled",
+                      progress.throttles);
         return true;
-      case Ran::kJudged:
-        break;
+      }
+      if (discard_.load(std::memory_order_relaxed) ||
+          (attempt == 0 && stopping_.load(std::memory_order_relaxed))) {
+        return true;  // stopping: no result, the job runs after the next start
+      }
+      // A reload since the last attempt: this one uses the new settings and processor.
+      if (self->settings->generation != generation_.load(std::memory_order_acquire)) {
+        adopt_settings(*self);
+      }
+      const PoolSettings& settings = *self->settings;
+      if (settings.rate && !settings.rate->acquire([&] {
+            return stop_waiting() || (attempt == 0 && stopping_.load(std::memory_order_relaxed));
+          })) {
+        continue;
+      }
+      // A retry holds its key's slot; per_key.rate spaces its start as any other.
+      const bool paced = attempt > 0 && admission.gated && settings.config.per_key.rate;
+      if (paced && !clock_.sleep_until(gate_.pace(admission.key), stop_waiting)) {
+        continue;
+      }
+      ++attempt;
+      // The first attempt starts as the job does, unless the rate made it wait.
+      const auto attempt_start =
+          attempt == 1 && !settings.rate && !chunk.set_aside ? first_start : clock_.now();
+      // Read by the monitor if this attempt gets stuck: it gives the key's slot back.
+      self->holds_slot = admission.gated;
+      if (admission.gated) {
+        self->slot_key.assign(admission.key);
+      }
+      // The job's key as the processor sees it (Job::key): worked out here when the gate did not.
+      std::string key_buffer;
+      const auto key = admission.gated || !admission.key.empty()
+                           ? admission.key
+                           : key_of(settings.config, chunk, index, key_buffer);
+      switch (attempt_once(*self, chunk, index, attempt, first_start, attempt_start, key, v)) {
+        case Ran::kAbandoned:
+          return false;
+        case Ran::kDiscarded:
+          return true;
+        case Ran::kJudged:
+          break;
+      }
     }
-    if (v.status != JobStatus::kOk && batch.cancelled()) {
-      record_result(*self, chunk, index, JobStatus::kCancelled, attempt,
-                    ms_since(clock_, first_start, now), "batch cancelled while the job was running",
-                    progress.throttles);
+    if (settle(self, chunk, index, now, admission, progress, v)) {
       return true;
     }
-    if (v.crashed) {
-      if (charge_crash(*self, chunk, index, progress, v, now)) {
-        return true;
-      }
-      continue;
-    }
-    if (v.throttle) {
-      if (throttled(self, chunk, index, admission, progress, v, now)) {
-        return true;
-      }
-      continue;  // waited here for the throttle to end: the next attempt
-    }
-    if (!gate_.open()) {
-      gate_.clear_streak(admission.key);
-    }
-    const config::PoolConfig& cfg = settings.config;
-    // Throttled attempts spend no retry.
-    const int tries = attempt - progress.throttles - progress.crashes;
-    if (v.status != JobStatus::kOk && v.retryable && tries <= cfg.retries) {
-      const auto delay = backoff_for(cfg, tries);
-      spdlog::debug("pool '{}': job '{}' of batch '{}' attempt {} {}: {}; retrying in {} ms", name_,
-                    chunk.id(index), batch.id(), attempt, batch::to_string(v.status), v.text,
-                    delay.count());
-      self->writer->flush(chunk, /*patient=*/true);  // the chunk's other results do not wait
-      clock_.sleep_until(clock_.now() + delay, stop_waiting);
-      continue;
-    }
-    record_result(*self, chunk, index, v.status, attempt, ms_since(clock_, first_start, now),
-                  v.text, progress.throttles);
+  }
+}
+
+bool Pool::settle(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
+                  Clock::time_point& now, Admission& admission, JobChunk::Progress& progress,
+                  const Verdict& v) {
+  batch::BatchCore& batch = *chunk.batch;
+  const int attempt = progress.attempts;
+  if (v.status != JobStatus::kOk && batch.cancelled()) {
+    record_result(*self, chunk, index, JobStatus::kCancelled, attempt,
+                  ms_since(clock_, progress.first_start, now),
+                  "batch cancelled while the job was running", progress.throttles);
     return true;
   }
+  if (v.crashed) {
+    return charge_crash(*self, chunk, index, progress, v, now);
+  }
+  if (v.throttle) {
+    // False: waited here for the throttle to end: the next attempt.
+    return throttled(self, chunk, index, admission, progress, v, now);
+  }
+  if (!gate_.open()) {
+    gate_.clear_streak(admission.key);
+  }
+  const config::PoolConfig& cfg = self->settings->config;
+  // Throttled attempts spend no retry.
+  const int tries = attempt - progress.throttles - progress.crashes;
+  if (v.status != JobStatus::kOk && v.retryable && tries <= cfg.retries) {
+    const auto delay = backoff_for(cfg, tries);
+    spdlog::debug("pool '{}': job '{}' of batch '{}' attempt {} {}: {}; retrying in {} ms", name_,
+                  chunk.id(index), batch.id(), attempt, batch::to_string(v.status), v.text,
+                  delay.count());
+    self->writer->flush(chunk, /*patient=*/true);  // the chunk's other results do not wait
+    clock_.sleep_until(clock_.now() + delay, [&] {
+      return batch.cancelled() || discard_.load(std::memory_order_relaxed);
+    });
+    return false;
+  }
+  record_result(*self, chunk, index, v.status, attempt, ms_since(clock_, progress.first_start, now),
+                v.text, progress.throttles);
+  return true;
+}
+
+bool Pool::finish_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
+                      Clock::time_point& now, Admission& admission, Resume* resume) {
+  const bool ran_here = run_job(self, chunk, index, now, admission, resume);
+  if (ran_here && admission.gated) {
+    gate_.done(admission.key);
+    if (gate_.has_ready()) {
+      idle_.notify();  // a job of that key set aside may start: an idle worker takes it
+    }
+  }
+  return ran_here;
+}
+
+plugin::FrameProcessor* Pool::frames_for(Worker& self, const JobChunk& chunk) {
+  // One job at a time wherever something holds jobs back one by one, or the batch is ending.
+  if (chunk.size() - chunk.next < 2 || chunk.set_aside || chunk.admitted || !gate_.open() ||
+      chunk.batch->cancelled() || chunk.payload(chunk.next).size() > tuning::kMaxFrameBytes) {
+    return nullptr;
+  }
+  if (self.settings->generation != generation_.load(std::memory_order_acquire)) {
+    adopt_settings(self);
+  }
+  if (self.settings->rate || !self.processor) {
+    return nullptr;
+  }
+  auto* frames = dynamic_cast<plugin::FrameProcessor*>(&*self.processor);
+  return frames != nullptr && frames->takes_frames() ? frames : nullptr;
+}
+
+bool Pool::run_frame(const std::shared_ptr<Worker>& self, JobChunk& chunk,
+                     plugin::FrameProcessor& frames, Clock::time_point& now,
+                     std::size_t& alone_until) {
+  const config::PoolConfig& cfg = self->settings->config;
+  const std::size_t from = chunk.next;
+  std::size_t n = 0;
+  for (std::size_t bytes = 0; from + n < chunk.size() && n < tuning::kMaxFrameJobs; ++n) {
+    bytes += chunk.id(from + n).size() + chunk.payload(from + n).size() + 64;
+    if (bytes > tuning::kMaxFrameBytes && n > 0) {
+      break;
+    }
+  }
+  auto& jobs = self->frame_jobs;
+  auto& keys = self->frame_keys;
+  jobs.resize(n);
+  keys.resize(n);  // before views into them are taken
+  for (std::size_t k = 0; k < n; ++k) {
+    const auto i = from + k;
+    jobs[k] = {chunk.id(i), chunk.payload(i), key_of(cfg, chunk, i, keys[k])};
+  }
+  // Never abandoned by the monitor: the worker process's supervisor bounds the frame itself.
+  self->chunk = &chunk;
+  self->index = from;
+  self->attempt = 1;
+  self->first_start = now;
+  self->holds_slot = false;
+  self->deadline_ns.store(std::numeric_limits<std::int64_t>::max(), std::memory_order_relaxed);
+  self->state.store(Worker::kRunning, std::memory_order_release);
+  self->writer->running(chunk, from);
+  std::string lost_why;
+  frames.process_frame(jobs, {&chunk.batch->cancel_token(), cfg.timeout}, self->frame_results,
+                       lost_why);
+  self->writer->ran();
+  self->state.store(Worker::kIdle, std::memory_order_release);
+  if (discard_.load(std::memory_order_relaxed)) {
+    chunk.next = from + n;
+    return true;  // the pool's stop timed out: no results
+  }
+  const auto started = now;
+  now = clock_.now();
+  for (std::size_t k = 0; k < n; ++k) {
+    chunk.next = from + k + 1;  // what an abandoned worker's replacement would take on
+    if (!settle_frame_job(self, chunk, from + k, self->frame_results[k], started, now)) {
+      return false;
+    }
+    if (self->frame_results[k].kind == plugin::FrameResult::Kind::kLost &&
+        alone_until <= from + k) {
+      alone_until = from + n;  // the rest of what was in flight runs a job at a time
+      spdlog::warn(
+          "pool '{}': {} jobs of batch '{}' were in flight in a worker process that "
+          "broke down ({}): each runs again, alone",
+          name_, n - k, chunk.batch->id(), lost_why);
+    }
+  }
+  return true;
+}
+
+bool Pool::settle_frame_job(const std::shared_ptr<Worker>& self, JobChunk& chunk, std::size_t index,
+                            plugin::FrameResult& r, Clock::time_point started,
+                            Clock::time_point& now) {
+  using Kind = plugin::FrameResult::Kind;
+  const config::PoolConfig& cfg = self->settings->config;
+  Admission admission;
+  Resume resume;
+  resume.progress.first_start = started;
+  resume.progress.started = true;
+  if (r.kind == Kind::kSkipped) {
+    if (chunk.batch->cancelled()) {
+      record_result(*self, chunk, index, JobStatus::kCancelled, 0, 0.0,
+                    "batch cancelled before the job started");
+      return true;
+    }
+    return finish_job(self, chunk, index, now, admission, &resume);
+  }
+  resume.progress.attempts = 1;
+  if (r.kind == Kind::kLost) {
+    // Charged, and run again alone (where a crash may end it): never failed for a crash shared.
+    resume.progress.crashes = 1;
+    return finish_job(self, chunk, index, now, admission, &resume);
+  }
+  std::optional<Outcome> outcome(std::move(r.outcome));
+  std::string thrown;
+  // Its own start and end, as barista-worker measured them.
+  const Clock::time_point attempt_start{};
+  const auto deadline = cfg.timeout ? attempt_start + *cfg.timeout : Clock::time_point::max();
+  auto v = judge(outcome, thrown, cfg, deadline, attempt_start + r.elapsed, false);
+  if (v.status == JobStatus::kOk) {
+    record_result(*self, chunk, index, JobStatus::kOk, 1,
+                  std::chrono::duration<double, std::milli>(r.elapsed).count(), v.text);
+    return true;
+  }
+  resume.verdict = std::move(v);
+  return finish_job(self, chunk, index, now, admission, &resume);
 }
 
 }  // namespace barista::pool

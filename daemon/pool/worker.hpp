@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace barista::pool {
 
@@ -40,6 +41,10 @@ struct Pool::Worker {
   bool holds_slot = false;  // the running job holds its key's slot in the pool's gate
   std::string slot_key;
   JobChunk* orphan = nullptr;  // the rest of an abandoned worker's chunk, run first
+  // A frame's jobs and results (run_frame), kept to reuse their memory.
+  std::vector<plugin::FrameJob> frame_jobs;
+  std::vector<std::string> frame_keys;
+  std::vector<plugin::FrameResult> frame_results;
   std::thread thread;
 };
 

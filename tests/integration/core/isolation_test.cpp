@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <map>
+#include <set>
 #include <string>
 
 namespace barista::itest {
@@ -85,6 +86,109 @@ TEST_CASE("isolation: process: faults of a plugin cost only their jobs; the daem
   CHECK(status.out.find(R"("worker_restarts":)") != std::string::npos);
   const auto table = run_barista({"--socket", d.socket().string(), "status"});
   CHECK(table.out.find("RESTARTS") != std::string::npos);
+}
+
+// Jobs reach a worker process in frames (docs/workers.md#frames): many at once, their results
+// back together. What a frame holds still ends as if each job had gone alone.
+TEST_CASE("isolation: process: a crash in a frame costs only its culprit",
+          "[integration][isolation]") {
+  Daemon d("  risky:\n    plugin: fx_crash\n    isolation: process\n    workers: 2\n");
+  d.start();
+  constexpr int kJobs = 20'000;
+  const std::set<int> culprits = {2'500, 12'345};
+  d.drop("risky", "many.txt", text_batch(kJobs, [&](int i) {
+           return culprits.contains(i) ? std::string("segv") : "job " + std::to_string(i);
+         }));
+  const auto end = d.wait_batch("risky", "many", seconds(120));
+  INFO(d.log_tail());
+  CHECK(end.summary.jobs == kJobs);
+  CHECK(end.summary.ok == kJobs - static_cast<int>(culprits.size()));
+  CHECK(end.summary.failed == static_cast<int>(culprits.size()));
+  Problems problems;
+  int again = 0;  // jobs in flight beside a culprit: they ran again, alone
+  for (const auto& r : end.results) {
+    if (culprits.contains(std::stoi(r.id))) {
+      if (r.status != "failed" || !r.error || !r.error->starts_with("crashed its worker 2 times")) {
+        problems.add("a culprit: " + r.line);
+      }
+    } else if (r.status != "ok" || r.output != "job " + r.id || r.attempts < 1 || r.attempts > 2) {
+      problems.add(r.line);
+    } else if (r.attempts == 2) {
+      ++again;
+    }
+  }
+  INFO(problems.text());
+  CHECK(problems.empty());
+  CHECK(again < 2 * 1024);  // at most what two frames hold
+  CHECK(d.log().find("were in flight in a worker process that broke down") != std::string::npos);
+}
+
+TEST_CASE("isolation: process: retries, fatal errors and deadlines hold in frames",
+          "[integration][isolation]") {
+  Daemon d(
+      "  risky:\n    plugin: fx_crash\n    isolation: process\n    workers: 1\n"
+      "    retries: 2\n    backoff: 10ms\n    timeout: 100ms\n");
+  d.start();
+  d.drop("risky", "mixed.txt", text_batch(3'000, [](int i) {
+           switch (i % 1000) {
+             case 10:
+               return std::string("fail");
+             case 20:
+               return std::string("fatal");
+             case 30:
+               return std::string("nap");
+             default:
+               return "job " + std::to_string(i);
+           }
+         }));
+  const auto end = d.wait_batch("risky", "mixed", seconds(60));
+  INFO(d.log_tail());
+  CHECK(end.summary.ok == 3'000 - 9);
+  CHECK(end.summary.failed == 6);
+  CHECK(end.summary.timeout == 3);
+  for (const auto& r : end.results) {
+    INFO(r.line);
+    switch (std::stoi(r.id) % 1000) {
+      case 10:
+        CHECK(r.status == "failed");
+        CHECK(r.attempts == 3);  // its frame's attempt, then two retries alone
+        CHECK(r.error == "fx_crash fails");
+        break;
+      case 20:
+        CHECK(r.status == "failed");
+        CHECK(r.attempts == 1);
+        break;
+      case 30:
+        CHECK(r.status == "timeout");
+        CHECK(r.attempts == 3);
+        CHECK(r.ms >= 100);
+        break;
+      default:
+        CHECK(r.status == "ok");
+        CHECK(r.attempts == 1);
+    }
+  }
+}
+
+TEST_CASE("isolation: process: cancel_all stops a frame at its first failure",
+          "[integration][isolation]") {
+  Daemon d(
+      "  risky:\n    plugin: fx_crash\n    isolation: process\n    workers: 2\n"
+      "    on_error: cancel_all\n");
+  d.start();
+  constexpr int kJobs = 50'000;
+  d.drop("risky", "doomed.txt", text_batch(kJobs, [](int i) {
+           return i == 5'000 ? std::string("fatal") : "job " + std::to_string(i);
+         }));
+  const auto end = d.wait_batch("risky", "doomed", seconds(60));
+  INFO(d.log_tail());
+  const auto results = by_id(end.results);  // one result a job: throws on a second
+  CHECK(results.size() == kJobs);
+  CHECK(end.summary.failed == 1);
+  CHECK(end.summary.first_error_id == "5000");
+  CHECK(end.summary.cancelled > 0);
+  CHECK(end.summary.ok + end.summary.failed + end.summary.cancelled == kJobs);
+  CHECK(results.at(std::to_string(kJobs)).status == "cancelled");
 }
 
 TEST_CASE("plugin: exec: a Python worker runs a batch; one dying now and then costs only its job",
